@@ -1,0 +1,6 @@
+/** The registry: every output type the router knows. A new output is one file and one line here. */
+import type { OutputType } from './types.ts';
+import { file } from './file.ts';
+import { webhook } from './webhook.ts';
+
+export const outputTypes: readonly OutputType<any>[] = [file, webhook];

@@ -1,0 +1,74 @@
+/** Zod building blocks shared by the config schema and output schemas. Env values arrive as strings. */
+import { z } from 'zod';
+import { priorityLevel, PRIORITY_CHOICES } from '../event/priority.ts';
+
+export const bool = z.union([
+  z.boolean(),
+  z
+    .string()
+    .transform((s) => s.trim().toLowerCase())
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' }))
+    .transform((s) => s === 'true' || s === '1' || s === 'yes'),
+]);
+
+export const int = (min: number, max: number) =>
+  z.coerce
+    .number({ message: 'must be a number' })
+    .int({ message: 'must be a whole number' })
+    .min(min, { message: `must be at least ${min}` })
+    .max(max, { message: `must be at most ${max}` });
+
+export const httpUrl = z.string({ message: 'is required' }).superRefine((v, ctx) => {
+  let ok = false;
+  try {
+    const u = new URL(v);
+    ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    ok = false;
+  }
+  if (!ok) ctx.addIssue({ code: 'custom', message: 'is not an http(s) URL' });
+});
+
+export const stringMap = z.record(z.string(), z.coerce.string());
+
+export const stringList = z.union([
+  z.array(z.coerce.string()),
+  z.string().transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x !== '')),
+]);
+
+/** `minimumpriority`: '' means every priority; unlike falcosidekick, a typo is an error. */
+export const minimumPriority = z
+  .string()
+  .default('')
+  .superRefine((v, ctx) => {
+    if (v !== '' && priorityLevel(v) === 0) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a priority; use one of ${PRIORITY_CHOICES}` });
+    }
+  })
+  .transform((v) => (v === '' ? 0 : priorityLevel(v)));
+
+const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Durations: a number of milliseconds or a string such as `500ms`, `10s`, `5m`. */
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration; write e.g. 500ms, 10s or 5m` });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * UNITS_MS[m[2] ?? 'ms']);
+});
+
+const UNITS_B: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** Sizes: a number of bytes or a string such as `100MiB`, `512KiB`. */
+export const byteSize = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a size; write e.g. 1048576, 512KiB or 100MiB` });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * UNITS_B[(m[2] ?? 'b').toLowerCase()]);
+});

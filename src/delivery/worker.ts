@@ -1,0 +1,151 @@
+/**
+ * The delivery mechanics, once for every output: batch, rate limit, timeout per attempt,
+ * retries with backoff (honouring Retry-After), dead-lettering, progress for resumable batches.
+ */
+import type { Logger } from 'pino';
+import type { Output } from '../../outputs/types.ts';
+import type { OutputInstance } from '../config/load.ts';
+import { StoredEvent } from '../event/stored-event.ts';
+import { HandBack, type Consumer, type QueueDriver, type QueueJob } from '../queue/types.ts';
+import { toOutputError, type FailureReason, type OutputError } from './output-error.ts';
+import { backoffDelay, sleep } from './backoff.ts';
+
+/** Hooks for metrics; every method is optional. */
+export interface DeliveryObserver {
+  attempt?(output: string, type: string, outcome: 'ok' | FailureReason, events: number): void;
+  delivered?(output: string, type: string, events: number, latencyMs: number): void;
+  deadLettered?(output: string, type: string, events: number, reason: FailureReason): void;
+  summarized?(output: string, type: string, events: number): void;
+}
+
+export interface OutputState {
+  name: string;
+  type: string;
+  lastSuccessAt?: string;
+  lastError?: { at: string; reason: FailureReason; message: string };
+  /** Set while the output waits on a Retry-After. */
+  pausedUntil?: string;
+}
+
+export class DeliveryWorker {
+  readonly state: OutputState;
+  #consumer?: Consumer;
+  #pausedUntil = 0;
+  #nextSlot = 0;
+
+  constructor(
+    readonly instance: OutputInstance,
+    readonly output: Output,
+    private readonly queue: QueueDriver,
+    private readonly logger: Logger,
+    private readonly observer: DeliveryObserver = {},
+  ) {
+    this.state = { name: instance.name, type: instance.type };
+  }
+
+  start(): void {
+    this.#consumer = this.queue.consume(this.instance.name, this.instance.delivery.concurrency, (job, signal) => this.#handle(job, signal));
+  }
+
+  /** Stops taking work; in-flight sends get graceMs, then are handed back to the queue. */
+  async stop(graceMs: number): Promise<void> {
+    await this.#consumer?.stop(graceMs);
+    this.#consumer = undefined;
+  }
+
+  async #handle(job: QueueJob, signal: AbortSignal): Promise<void> {
+    const { name, type, delivery } = this.instance;
+    let done = job.done;
+    let attempts = job.attempts;
+    while (done < job.events.length) {
+      await this.#waitTurn(signal);
+      const excess = await this.#excessBacklog(job.events.length - done);
+      const summary = excess > 0;
+      const size = summary ? excess : delivery.maxbatch;
+      const chunk = job.events.slice(done, done + size).map((json) => new StoredEvent(json));
+      const err = await this.#attempt(chunk, attempts + 1, signal, summary);
+      if (!err) {
+        done += chunk.length;
+        attempts = 0;
+        this.state.lastSuccessAt = new Date().toISOString();
+        this.observer.attempt?.(name, type, 'ok', chunk.length);
+        if (summary) this.observer.summarized?.(name, type, chunk.length);
+        else this.observer.delivered?.(name, type, chunk.length, Date.now() - job.acceptedAt);
+        await job.progress(done, 0);
+        continue;
+      }
+      attempts++;
+      this.state.lastError = { at: new Date().toISOString(), reason: err.reason, message: err.message };
+      this.observer.attempt?.(name, type, err.reason, chunk.length);
+      const final = !err.retryable || attempts >= delivery.attempts;
+      this.logger.warn(
+        { output: name, type, reason: err.reason, status: err.status, attempt: attempts, events: chunk.length, final },
+        `delivery attempt failed: ${err.message}`,
+      );
+      if (final) {
+        const why = err.retryable ? `${err.message} (gave up after ${attempts} attempts)` : err.message;
+        const failedAt = new Date().toISOString();
+        await this.queue.deadLetter(chunk.map((e) => ({ output: name, event: e.json, reason: why, attempts, failedAt })));
+        this.observer.deadLettered?.(name, type, chunk.length, err.reason);
+        this.logger.error({ output: name, type, reason: err.reason, events: chunk.length }, `dead-lettered: ${why}`);
+        done += chunk.length;
+        attempts = 0;
+        await job.progress(done, 0);
+        continue;
+      }
+      await job.progress(done, attempts);
+      if (err.retryAfterMs !== undefined) {
+        this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + err.retryAfterMs);
+        this.state.pausedUntil = new Date(this.#pausedUntil).toISOString();
+      } else {
+        await this.#sleep(backoffDelay(attempts, delivery.initialdelay, delivery.maxdelay), signal);
+      }
+    }
+  }
+
+  /**
+   * How many of the job's next events to summarise: those beyond the backlog bound, for outputs
+   * that can summarise (a flood becomes "N more alerts" instead of a wall of messages).
+   */
+  async #excessBacklog(remainingInJob: number): Promise<number> {
+    const bound = this.instance.delivery.summarizeabove;
+    if (!this.output.sendSummary || bound <= 0) return 0;
+    const backlog = await this.queue.depth(this.instance.name).catch(() => 0);
+    return Math.min(remainingInJob, Math.max(0, backlog - bound), 10_000);
+  }
+
+  /** One send with its own timeout; undefined when it succeeded. */
+  async #attempt(chunk: StoredEvent[], attempt: number, signal: AbortSignal, summary = false): Promise<OutputError | undefined> {
+    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(this.instance.delivery.timeout)]);
+    try {
+      const ctx = { signal: attemptSignal, attempt };
+      await (summary ? this.output.sendSummary!(chunk, ctx) : this.output.send(chunk, ctx));
+      return undefined;
+    } catch (err) {
+      if (signal.aborted) throw new HandBack();
+      if (attemptSignal.aborted) return toOutputError(Object.assign(new Error(`attempt timed out after ${this.instance.delivery.timeout} ms`), { name: 'TimeoutError' }));
+      return toOutputError(err);
+    }
+  }
+
+  /** Waits out a Retry-After pause and the output's rate limit. */
+  async #waitTurn(signal: AbortSignal): Promise<void> {
+    const rate = this.instance.delivery.ratelimit;
+    for (;;) {
+      const now = Date.now();
+      const until = Math.max(this.#pausedUntil, rate > 0 ? this.#nextSlot : 0);
+      if (until <= now) break;
+      await this.#sleep(until - now, signal);
+    }
+    if (this.#pausedUntil <= Date.now()) this.state.pausedUntil = undefined;
+    if (rate > 0) this.#nextSlot = Math.max(Date.now(), this.#nextSlot) + 1000 / rate;
+  }
+
+  async #sleep(ms: number, signal: AbortSignal): Promise<void> {
+    try {
+      await sleep(ms, signal);
+    } catch {
+      throw new HandBack();
+    }
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * The HTTP side, falcosidekick-compatible: POST / (and any unknown path) ingests one alert,
+ * /ping, /healthz, /test, plus /metrics and the dead-letter API. Never listens by itself.
+ */
+import { gunzipSync } from 'node:zlib';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { parseAndEnrich, type EnrichSettings } from '../event/enrich.ts';
+import { BadEventError, serializeEvent, type FalcoEvent } from '../event/falco-event.ts';
+import { priorityLevel } from '../event/priority.ts';
+import { routeEvent, type RoutableOutput } from '../route/route.ts';
+import { QueueUnavailableError, type QueueDriver } from '../queue/types.ts';
+import type { GroupCommit } from './group-commit.ts';
+import type { Metrics } from '../metrics.ts';
+
+export interface IngestDeps {
+  bodyLimit: number;
+  debug: boolean;
+  enrich: EnrichSettings;
+  outputs: () => readonly RoutableOutput[];
+  groupCommit: GroupCommit;
+  queue: QueueDriver;
+  metrics: Metrics;
+  logger: Logger;
+  /** Per-output state for /ready; the router fills it in. */
+  readiness?: () => Promise<{ ready: boolean; body: unknown }>;
+}
+
+const BAD_BODY = 'Please send a valid request body';
+const NOT_POST = 'Please send with post http method\n';
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+const PLAIN_FALCO_LINE = /^(\d{2}:\d{2}:\d{2}\.\d+|\d{4}-\d{2}-\d{2}T[\d:.]+[+-]?\d*Z?): [A-Za-z]+ /;
+
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function buildServer(deps: IngestDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
+  const { metrics, logger } = deps;
+
+  // Falco's Content-Type varies (and curl -d sends a form type): read every body as bytes.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    const buf = body as Buffer;
+    if (String(req.headers['content-encoding'] ?? '').toLowerCase() !== 'gzip') return done(null, buf);
+    try {
+      done(null, gunzipSync(buf, { maxOutputLength: deps.bodyLimit }));
+    } catch (err) {
+      const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      done(tooLarge ? new HttpError(413, `Request body too large: over ${deps.bodyLimit} bytes once decompressed (bodylimit)`) : new HttpError(400, `${BAD_BODY}: the gzip body cannot be decoded (${(err as Error).message})`), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
+      metrics.rejected.inc({ reason: 'tooLarge' });
+      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
+      return text(reply, 413, err instanceof HttpError ? err.message : `Request body too large: the limit is ${deps.bodyLimit} bytes (bodylimit)`);
+    }
+    if (err instanceof HttpError) {
+      metrics.rejected.inc({ reason: 'invalidBody' });
+      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
+      return text(reply, err.statusCode, err.message);
+    }
+    logger.error({ err: err.message, code: err.code }, 'request failed');
+    return text(reply, err.statusCode && err.statusCode < 500 ? err.statusCode : 500, `${err.message}\n`);
+  });
+
+  const ingest = async (req: FastifyRequest, reply: FastifyReply, body: string | undefined) => {
+    const started = process.hrtime.bigint();
+    const reject = (reason: string, message: string) => {
+      metrics.rejected.inc({ reason });
+      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
+      return text(reply, 400, `${BAD_BODY}: ${message}\n`);
+    };
+    if (body === undefined || body.trim() === '') return reject('emptyBody', 'the body is empty');
+    if (body.trimStart()[0] !== '{' && (PLAIN_FALCO_LINE.test(body) || String(req.headers['content-type'] ?? '').startsWith('text/plain'))) {
+      return reject('plainText', 'the body is a plain-text Falco alert, not JSON; set json_output: true (and json_include_output_property: true) in falco.yaml');
+    }
+    let ev: FalcoEvent;
+    try {
+      ev = await parseAndEnrich(body, deps.enrich, (msg, extra) => logger.warn(extra ?? {}, msg));
+    } catch (err) {
+      if (err instanceof BadEventError) return reject('invalidEvent', err.message);
+      throw err;
+    }
+    if (deps.debug) logger.debug({ payload: serializeEvent(ev) }, "Falco's payload");
+    const json = serializeEvent(ev);
+    const targets = routeEvent(ev, deps.outputs());
+    try {
+      await deps.groupCommit.submit(targets.map((name) => [name, json] as const));
+    } catch (err) {
+      if (!(err instanceof QueueUnavailableError)) throw err;
+      metrics.rejected.inc({ reason: 'queueUnavailable' });
+      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
+      logger.error({ err: err.message }, 'event not stored; answered 503');
+      return text(reply, 503, `Service Unavailable: the event was not stored: ${err.message}\n`);
+    }
+    metrics.inputs.inc({ source: 'requests', status: 'accepted' });
+    metrics.falcoEvents.inc({
+      hostname: ev.hostname || 'unknown',
+      rule: ev.rule,
+      priority: String(priorityLevel(ev.priority)),
+      priority_raw: ev.priority.toLowerCase(),
+      source: ev.source,
+      k8s_ns_name: '',
+      k8s_pod_name: '',
+    });
+    metrics.ingestLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    return reply.code(200).send();
+  };
+
+  const ingestRoute = (req: FastifyRequest, reply: FastifyReply) => {
+    if (req.method !== 'POST') return text(reply, 400, NOT_POST);
+    return ingest(req, reply, (req.body as Buffer | undefined)?.toString('utf8'));
+  };
+
+  app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
+  app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
+  app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
+  app.route({
+    method: [...ALL_METHODS],
+    url: '/healthz',
+    handler: (_req, reply) => reply.code(200).header('content-type', 'application/json').send('{"status": "ok"}'),
+  });
+  app.route({
+    method: [...ALL_METHODS],
+    url: '/test',
+    handler: (req, reply) => {
+      if (req.method !== 'POST') return text(reply, 400, NOT_POST);
+      return ingest(req, reply, testEvent());
+    },
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get('/ready', async (_req, reply) => {
+    const r = deps.readiness ? await deps.readiness() : { ready: deps.queue.ready(), body: {} };
+    return reply.code(r.ready ? 200 : 503).send(r.body);
+  });
+
+  registerDeadLetterApi(app, deps);
+  return app;
+}
+
+/** Dead letters: list and re-queue per output (documented in README). */
+function registerDeadLetterApi(app: FastifyInstance, deps: IngestDeps): void {
+  const known = (name: string) => deps.outputs().some((o) => o.name === name);
+  app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', async (req, reply) => {
+    if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
+    const limit = Math.min(Number(req.query.limit ?? 100) || 100, 10_000);
+    const items = await deps.queue.listDeadLetters(req.params.output, limit);
+    return { output: req.params.output, count: await deps.queue.deadLetterCount(req.params.output), items };
+  });
+  app.post<{ Params: { output: string } }>('/api/v1/deadletters/:output/requeue', async (req, reply) => {
+    if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
+    let ids: string[] | undefined;
+    const raw = (req.body as Buffer | undefined)?.toString('utf8').trim();
+    if (raw) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(raw);
+      } catch {
+        return reply.code(400).send({ error: 'the body must be JSON such as {"ids": ["…"]}, or empty to re-queue all' });
+      }
+      const list = (parsed as { ids?: unknown })?.ids;
+      if (list !== undefined && (!Array.isArray(list) || list.some((x) => typeof x !== 'string'))) {
+        return reply.code(400).send({ error: '"ids" must be an array of dead-letter ids' });
+      }
+      ids = list as string[] | undefined;
+    }
+    const requeued = await deps.queue.requeueDeadLetters(req.params.output, ids);
+    return { output: req.params.output, requeued };
+  });
+}
+
+function text(reply: FastifyReply, status: number, body: string) {
+  return reply.code(status).header('content-type', 'text/plain; charset=utf-8').header('x-content-type-options', 'nosniff').send(body);
+}
+
+/** falcosidekick's built-in /test event. */
+function testEvent(): string {
+  const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return JSON.stringify({
+    output: 'This is a test from falcosidekick',
+    source: 'debug',
+    priority: 'Debug',
+    hostname: 'falcosidekick',
+    rule: 'Test rule',
+    time: now,
+    output_fields: { 'proc.name': 'falcosidekick', 'user.name': 'falcosidekick' },
+    tags: ['test', 'example'],
+  });
+}

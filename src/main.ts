@@ -1,0 +1,100 @@
+/** CLI entry: `falco-router [-c FILE]`, `falco-router check-config [-c FILE]`. */
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
+import { outputTypes } from '../outputs/index.ts';
+import { createLogger } from './log.ts';
+import { startRouter } from './app.ts';
+
+const USAGE = `usage: falco-router [check-config] [-c FILE | --config-file FILE] [-v] [-h]
+
+  (no command)   start the router in the foreground, logging JSON to stdout
+  check-config   validate the config file plus environment and print the output instances
+  -c, --config-file FILE   YAML config (falcosidekick's format works too); env vars override it
+  -v, --version            print the version
+`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      allowPositionals: true,
+      options: {
+        'config-file': { type: 'string', short: 'c' },
+        version: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.values.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  const command = args.positionals[0];
+  if (command !== undefined && command !== 'check-config') {
+    process.stderr.write(`unknown command "${command}"\n${USAGE}`);
+    return 2;
+  }
+
+  let cfg;
+  try {
+    cfg = loadConfig({ file: args.values['config-file'], types: outputTypes });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (command === 'check-config') {
+    process.stdout.write(JSON.stringify({ queue: cfg.queue.driver, outputs: maskedOutputs(cfg, outputTypes), warnings: cfg.warnings }, null, 2) + '\n');
+    return 0;
+  }
+
+  const logger = createLogger(cfg.debug ? 'debug' : cfg.log.level);
+  for (const w of cfg.warnings) logger.warn(w);
+  if (cfg.usingDefaultOutput) logger.info('no output configured: writing events to ./falco-events.ndjson (the embedded default)');
+  const router = await startRouter(cfg, outputTypes, logger).catch((err: Error) => {
+    logger.fatal({ err: err.message }, `cannot start: ${err.message}`);
+    return undefined;
+  });
+  if (!router) return 1;
+
+  return new Promise<number>((resolve) => {
+    const onSignal = (sig: string) => {
+      logger.info(`${sig} received: stopping (grace period ${cfg.shutdown.graceperiod} ms)`);
+      router.stop().then(
+        () => {
+          logger.info('stopped');
+          resolve(0);
+        },
+        (err: Error) => {
+          logger.error({ err: err.message }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Let pino flush, then leave even if a client library keeps a handle open.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: Error) => {
+    process.stderr.write(`fatal: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,75 @@
+/**
+ * Prometheus metrics: falcosidekick's series (so dashboards keep working) with bounded labels,
+ * plus the router's own. Per-pod and per-namespace labels are off by default (falcosidekick#1132).
+ */
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import type { FailureReason } from './delivery/output-error.ts';
+import type { DeliveryObserver } from './delivery/worker.ts';
+
+export class Metrics implements DeliveryObserver {
+  readonly registry = new Registry();
+  readonly falcoEvents: Counter<'hostname' | 'rule' | 'priority' | 'priority_raw' | 'source' | 'k8s_ns_name' | 'k8s_pod_name'>;
+  readonly inputs: Counter<'source' | 'status'>;
+  readonly outputs: Counter<'destination' | 'status'>;
+  readonly rejected: Counter<'reason'>;
+  readonly attempts: Counter<'output' | 'type' | 'outcome'>;
+  readonly deliveredEvents: Counter<'output' | 'type'>;
+  readonly deadLetteredEvents: Counter<'output' | 'type' | 'reason'>;
+  readonly summarizedEvents: Counter<'output' | 'type'>;
+  readonly deliveryLatency: Histogram<'output' | 'type'>;
+  readonly ingestLatency: Histogram<never>;
+  readonly queueDepth: Gauge<'output' | 'type'>;
+  readonly deadLetterDepth: Gauge<'output' | 'type'>;
+
+  constructor() {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r });
+    const p = 'falcosecurity_falcosidekick_';
+    this.falcoEvents = new Counter({
+      name: `${p}falco_events_total`,
+      help: 'Falco events accepted, by rule and priority',
+      labelNames: ['hostname', 'rule', 'priority', 'priority_raw', 'source', 'k8s_ns_name', 'k8s_pod_name'],
+      registers: [r],
+    });
+    this.inputs = new Counter({ name: `${p}inputs_total`, help: 'Ingest requests by status', labelNames: ['source', 'status'], registers: [r] });
+    this.outputs = new Counter({ name: `${p}outputs_total`, help: 'Delivery attempts by output and status (ok or error)', labelNames: ['destination', 'status'], registers: [r] });
+    this.rejected = new Counter({ name: 'falco_router_events_rejected_total', help: 'Ingest requests refused, by reason', labelNames: ['reason'], registers: [r] });
+    this.attempts = new Counter({ name: 'falco_router_delivery_attempts_total', help: 'Send attempts by output and outcome (ok or a failure reason)', labelNames: ['output', 'type', 'outcome'], registers: [r] });
+    this.deliveredEvents = new Counter({ name: 'falco_router_events_delivered_total', help: 'Events delivered, by output', labelNames: ['output', 'type'], registers: [r] });
+    this.deadLetteredEvents = new Counter({ name: 'falco_router_events_dead_lettered_total', help: 'Events dead-lettered, by output and reason', labelNames: ['output', 'type', 'reason'], registers: [r] });
+    this.summarizedEvents = new Counter({ name: 'falco_router_events_summarized_total', help: 'Events delivered inside a summary message (flood control), by output', labelNames: ['output', 'type'], registers: [r] });
+    this.deliveryLatency = new Histogram({
+      name: 'falco_router_delivery_latency_seconds',
+      help: 'Time from acceptance to delivery, by output',
+      labelNames: ['output', 'type'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [r],
+    });
+    this.ingestLatency = new Histogram({
+      name: 'falco_router_ingest_latency_seconds',
+      help: 'Time from request to acknowledgement (event stored)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [r],
+    });
+    this.queueDepth = new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames: ['output', 'type'], registers: [r] });
+    this.deadLetterDepth = new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames: ['output', 'type'], registers: [r] });
+  }
+
+  attempt(output: string, type: string, outcome: 'ok' | FailureReason): void {
+    this.attempts.inc({ output, type, outcome });
+    this.outputs.inc({ destination: output, status: outcome === 'ok' ? 'ok' : 'error' });
+  }
+
+  delivered(output: string, type: string, events: number, latencyMs: number): void {
+    this.deliveredEvents.inc({ output, type }, events);
+    this.deliveryLatency.observe({ output, type }, latencyMs / 1000);
+  }
+
+  summarized(output: string, type: string, events: number): void {
+    this.summarizedEvents.inc({ output, type }, events);
+  }
+
+  deadLettered(output: string, type: string, events: number, reason: FailureReason): void {
+    this.deadLetteredEvents.inc({ output, type, reason }, events);
+  }
+}

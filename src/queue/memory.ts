@@ -1,0 +1,152 @@
+/**
+ * In-process queue: no dependencies, bounded, not durable (a crash loses what is queued).
+ * Same contract as the Redis driver; on a graceful stop it keeps delivering until empty or
+ * the grace period ends.
+ */
+import { randomUUID } from 'node:crypto';
+import { HandBack, QueueUnavailableError, type Consumer, type DeadLetter, type JobHandler, type QueueDriver, type QueueJob } from './types.ts';
+
+interface MemJob {
+  id: string;
+  output: string;
+  events: string[];
+  done: number;
+  attempts: number;
+  acceptedAt: number;
+}
+
+interface OutputQueue {
+  waiting: MemJob[];
+  active: Set<MemJob>;
+  /** Events waiting or in flight, for the bound. */
+  events: number;
+  wakers: Array<() => void>;
+}
+
+export class MemoryQueue implements QueueDriver {
+  readonly kind = 'memory' as const;
+  #queues = new Map<string, OutputQueue>();
+  #dead = new Map<string, DeadLetter[]>();
+  #seq = 0;
+
+  constructor(private readonly maxEventsPerOutput: number) {}
+
+  #q(output: string): OutputQueue {
+    let q = this.#queues.get(output);
+    if (!q) {
+      q = { waiting: [], active: new Set(), events: 0, wakers: [] };
+      this.#queues.set(output, q);
+    }
+    return q;
+  }
+
+  async enqueue(perOutput: ReadonlyMap<string, readonly string[]>, acceptedAt: number): Promise<void> {
+    // Check every bound first, so a group is stored whole or not at all.
+    for (const [output, events] of perOutput) {
+      const q = this.#q(output);
+      if (q.events + events.length > this.maxEventsPerOutput) {
+        throw new QueueUnavailableError(`the memory queue of output "${output}" is full (${q.events} events waiting; queue.maxevents is ${this.maxEventsPerOutput})`);
+      }
+    }
+    for (const [output, events] of perOutput) this.#push(output, [...events], acceptedAt);
+  }
+
+  #push(output: string, events: string[], acceptedAt: number): void {
+    const q = this.#q(output);
+    q.waiting.push({ id: String(++this.#seq), output, events, done: 0, attempts: 0, acceptedAt });
+    q.events += events.length;
+    q.wakers.shift()?.();
+  }
+
+  consume(output: string, concurrency: number, handler: JobHandler): Consumer {
+    const q = this.#q(output);
+    const abort = new AbortController();
+    let stopping = false;
+    let deadline = Infinity;
+
+    const runOne = async (job: MemJob): Promise<void> => {
+      q.active.add(job);
+      const handle: QueueJob = {
+        ...job,
+        progress: async (done, attempts) => {
+          q.events -= done - job.done;
+          job.done = done;
+          job.attempts = attempts;
+        },
+      };
+      try {
+        await handler(handle, abort.signal);
+        q.events -= job.events.length - job.done;
+      } catch (err) {
+        // HandBack (or an unexpected failure): keep it, at the head, for the next consumer.
+        q.waiting.unshift(job);
+        // The delivery worker handles its own failures; anything else is a bug, so do not spin on it.
+        if (!(err instanceof HandBack)) await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        q.active.delete(job);
+      }
+    };
+
+    const loop = async (): Promise<void> => {
+      for (;;) {
+        if (stopping && (q.waiting.length === 0 || Date.now() >= deadline)) return;
+        const job = q.waiting.shift();
+        if (!job) {
+          await new Promise<void>((resolve) => q.wakers.push(resolve));
+          continue;
+        }
+        await runOne(job);
+      }
+    };
+    const loops = Array.from({ length: concurrency }, () => loop());
+
+    return {
+      stop: async (graceMs: number) => {
+        stopping = true;
+        deadline = Date.now() + graceMs;
+        for (const w of q.wakers.splice(0)) w();
+        const timer = setTimeout(() => abort.abort(), graceMs);
+        try {
+          await Promise.allSettled(loops);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+  }
+
+  async deadLetter(entries: readonly Omit<DeadLetter, 'id'>[]): Promise<void> {
+    for (const e of entries) {
+      const list = this.#dead.get(e.output) ?? [];
+      list.push({ id: randomUUID(), ...e });
+      this.#dead.set(e.output, list);
+    }
+  }
+
+  async listDeadLetters(output: string, limit = 1000): Promise<DeadLetter[]> {
+    return (this.#dead.get(output) ?? []).slice(0, limit);
+  }
+
+  async requeueDeadLetters(output: string, ids?: readonly string[]): Promise<number> {
+    const list = this.#dead.get(output) ?? [];
+    const chosen = ids ? list.filter((d) => ids.includes(d.id)) : list;
+    if (chosen.length === 0) return 0;
+    this.#push(output, chosen.map((d) => d.event), Date.now());
+    this.#dead.set(output, list.filter((d) => !chosen.includes(d)));
+    return chosen.length;
+  }
+
+  async depth(output: string): Promise<number> {
+    return this.#queues.get(output)?.events ?? 0;
+  }
+
+  async deadLetterCount(output: string): Promise<number> {
+    return this.#dead.get(output)?.length ?? 0;
+  }
+
+  ready(): boolean {
+    return true;
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,230 @@
+/**
+ * BullMQ on Redis: one queue per output instance (`<prefix>:out.<name>`), durable and shared by
+ * every router process on the same Redis and prefix. A group of events for several outputs is
+ * written in one MULTI (FlowProducer.addBulk), so ingest pays one round trip per group.
+ */
+import { randomUUID } from 'node:crypto';
+import { FlowProducer, Queue, Worker, DelayedError, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { HandBack, QueueUnavailableError, type Consumer, type DeadLetter, type JobHandler, type QueueDriver, type QueueJob } from './types.ts';
+
+export interface RedisQueueOptions {
+  url: string;
+  prefix: string;
+  lockDuration: number;
+  stalledInterval: number;
+  logger: Logger;
+}
+
+interface JobData {
+  /** Event JSON strings. */
+  e: string[];
+  /** Accepted at, epoch ms. */
+  t: number;
+}
+
+interface Progress {
+  d: number;
+  a: number;
+}
+
+const JOB_OPTS = { removeOnComplete: true, removeOnFail: false } as const;
+
+export class RedisQueue implements QueueDriver {
+  readonly kind = 'redis' as const;
+  /** Ingest and admin commands: fail fast while Redis is away, so ingest can answer 503. */
+  readonly #conn: Redis;
+  /** Workers: retry for ever, as BullMQ requires. */
+  readonly #workerConn: Redis;
+  readonly #flow: FlowProducer;
+  readonly #queues = new Map<string, Queue>();
+  readonly #workers = new Set<Worker>();
+
+  private constructor(private readonly o: RedisQueueOptions) {
+    const onError = (what: string) => (err: Error) => o.logger.warn({ err: err.message }, `redis ${what} connection: ${err.message}`);
+    this.#conn = new Redis(o.url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      commandTimeout: 5000,
+      retryStrategy: (n) => Math.min(n * 200, 2000),
+      lazyConnect: true,
+    });
+    this.#conn.on('error', onError('ingest'));
+    this.#workerConn = new Redis(o.url, { maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 200, 2000), lazyConnect: true });
+    this.#workerConn.on('error', onError('worker'));
+    this.#flow = new FlowProducer({ connection: this.#conn, prefix: o.prefix });
+    this.#flow.on('error', onError('producer'));
+  }
+
+  /** Connects, failing with a clear message when Redis cannot be reached. */
+  static async connect(o: RedisQueueOptions): Promise<RedisQueue> {
+    const q = new RedisQueue(o);
+    try {
+      await q.#conn.connect();
+      await q.#workerConn.connect();
+    } catch (err) {
+      q.#conn.disconnect();
+      q.#workerConn.disconnect();
+      throw new QueueUnavailableError(`cannot connect to Redis at ${redactRedisUrl(o.url)} (queue.redis.url): ${(err as Error).message}`);
+    }
+    return q;
+  }
+
+  #queueName(output: string): string {
+    return `out.${output}`;
+  }
+
+  #depthKey(output: string): string {
+    return `${this.o.prefix}:depth:${output}`;
+  }
+
+  #dlqKey(output: string): string {
+    return `${this.o.prefix}:dlq:${output}`;
+  }
+
+  #queue(output: string): Queue {
+    let q = this.#queues.get(output);
+    if (!q) {
+      q = new Queue(this.#queueName(output), { connection: this.#conn, prefix: this.o.prefix });
+      q.on('error', (err) => this.o.logger.warn({ err: err.message }, 'redis queue error'));
+      this.#queues.set(output, q);
+    }
+    return q;
+  }
+
+  async enqueue(perOutput: ReadonlyMap<string, readonly string[]>, acceptedAt: number): Promise<void> {
+    if (this.#conn.status !== 'ready') throw new QueueUnavailableError(`Redis is not reachable (connection ${this.#conn.status})`);
+    const flows = [...perOutput].map(([output, events]) => ({
+      name: 'deliver',
+      queueName: this.#queueName(output),
+      data: { e: events as string[], t: acceptedAt } satisfies JobData,
+      opts: JOB_OPTS,
+    }));
+    try {
+      await this.#flow.addBulk(flows);
+    } catch (err) {
+      throw new QueueUnavailableError(`Redis did not store the events: ${(err as Error).message}`);
+    }
+    // Depth is a gauge for operators, kept beside the jobs; a crash between the two only skews it.
+    const p = this.#conn.pipeline();
+    for (const [output, events] of perOutput) p.incrby(this.#depthKey(output), events.length);
+    await p.exec().catch(() => {});
+  }
+
+  consume(output: string, concurrency: number, handler: JobHandler): Consumer {
+    const abort = new AbortController();
+    const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
+      const prog = (typeof job.progress === 'object' ? job.progress : {}) as Partial<Progress>;
+      let done = prog.d ?? 0;
+      const handle: QueueJob = {
+        id: job.id ?? '',
+        output,
+        events: job.data.e,
+        done,
+        attempts: prog.a ?? 0,
+        acceptedAt: job.data.t,
+        progress: async (d, a) => {
+          await job.updateProgress({ d, a } satisfies Progress);
+          await this.#conn.decrby(this.#depthKey(output), d - done).catch(() => {});
+          done = d;
+        },
+      };
+      try {
+        await handler(handle, abort.signal);
+        await this.#conn.decrby(this.#depthKey(output), job.data.e.length - done).catch(() => {});
+      } catch (err) {
+        // Back to the queue, never to BullMQ's failed set: dead-lettering is the delivery worker's call.
+        const delay = err instanceof HandBack ? 0 : 1000;
+        if (!(err instanceof HandBack)) this.o.logger.error({ err: (err as Error).message, output }, 'delivery handler failed');
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
+    };
+    const worker = new Worker<JobData>(this.#queueName(output), processor, {
+      connection: this.#workerConn,
+      prefix: this.o.prefix,
+      concurrency,
+      lockDuration: this.o.lockDuration,
+      stalledInterval: this.o.stalledInterval,
+      // A job whose holder died is always taken over, never failed: at-least-once delivery.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+      removeOnComplete: { count: 0 },
+    });
+    worker.on('error', (err) => this.o.logger.warn({ err: err.message, output }, 'redis worker error'));
+    this.#workers.add(worker);
+    return {
+      stop: async (graceMs: number) => {
+        const timer = setTimeout(() => abort.abort(), graceMs);
+        try {
+          await worker.close();
+        } finally {
+          clearTimeout(timer);
+          this.#workers.delete(worker);
+        }
+      },
+    };
+  }
+
+  async deadLetter(entries: readonly Omit<DeadLetter, 'id'>[]): Promise<void> {
+    const p = this.#workerConn.pipeline();
+    for (const e of entries) {
+      const id = randomUUID();
+      p.hset(this.#dlqKey(e.output), id, JSON.stringify({ id, ...e }));
+    }
+    const results = await p.exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async listDeadLetters(output: string, limit = 1000): Promise<DeadLetter[]> {
+    const out: DeadLetter[] = [];
+    let cursor = '0';
+    do {
+      const [next, kv] = await this.#conn.hscan(this.#dlqKey(output), cursor, 'COUNT', 500);
+      for (let i = 1; i < kv.length && out.length < limit; i += 2) out.push(JSON.parse(kv[i]) as DeadLetter);
+      cursor = next;
+    } while (cursor !== '0' && out.length < limit);
+    return out.sort((a, b) => a.failedAt.localeCompare(b.failedAt));
+  }
+
+  async requeueDeadLetters(output: string, ids?: readonly string[]): Promise<number> {
+    const chosen = ids
+      ? ((await this.#conn.hmget(this.#dlqKey(output), ...ids)).filter((v): v is string => v !== null).map((v) => JSON.parse(v) as DeadLetter))
+      : await this.listDeadLetters(output, Number.MAX_SAFE_INTEGER);
+    if (chosen.length === 0) return 0;
+    await this.enqueue(new Map([[output, chosen.map((d) => d.event)]]), Date.now());
+    await this.#conn.hdel(this.#dlqKey(output), ...chosen.map((d) => d.id));
+    return chosen.length;
+  }
+
+  async depth(output: string): Promise<number> {
+    return Math.max(0, Number((await this.#conn.get(this.#depthKey(output))) ?? 0));
+  }
+
+  async deadLetterCount(output: string): Promise<number> {
+    return this.#conn.hlen(this.#dlqKey(output));
+  }
+
+  ready(): boolean {
+    return this.#conn.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#workers].map((w) => w.close()));
+    await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
+    await this.#flow.close().catch(() => {});
+    this.#conn.disconnect();
+    this.#workerConn.disconnect();
+  }
+}
+
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '***';
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * A queue driver stores deliveries per output instance and hands them to the delivery worker.
+ * The delivery mechanics (retries, backoff, dead-lettering) live in src/delivery, once, so both
+ * drivers behave the same; a driver only has to store, lease, complete and hand back.
+ */
+
+/** One stored delivery: a group of events for one output, written by one ingest round trip. */
+export interface QueueJob {
+  readonly id: string;
+  readonly output: string;
+  /** Each event's JSON, as written at ingest. */
+  readonly events: readonly string[];
+  /** Events already delivered (or dead-lettered); a retry resumes here. */
+  readonly done: number;
+  /** Failed attempts on events[done]. */
+  readonly attempts: number;
+  /** When ingest accepted it (epoch ms). */
+  readonly acceptedAt: number;
+  /** Persists progress so that a crash or a hand-back resumes after the last delivered event. */
+  progress(done: number, attempts: number): Promise<void>;
+}
+
+/** Thrown by a job handler that stops early (shutdown): the job goes back to the queue. */
+export class HandBack extends Error {
+  constructor() {
+    super('delivery handed back to the queue');
+    this.name = 'HandBack';
+  }
+}
+
+/** The queue cannot take the events (backend unreachable, memory bound reached). */
+export class QueueUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QueueUnavailableError';
+  }
+}
+
+export interface DeadLetter {
+  id: string;
+  output: string;
+  /** The event JSON, as it would have been delivered. */
+  event: string;
+  reason: string;
+  attempts: number;
+  failedAt: string;
+}
+
+export type JobHandler = (job: QueueJob, signal: AbortSignal) => Promise<void>;
+
+export interface Consumer {
+  /**
+   * Stops taking jobs. Running handlers see `signal` aborted after `graceMs` and should hand back.
+   * Memory driver: keeps draining the queue until it is empty or the grace period ends.
+   */
+  stop(graceMs: number): Promise<void>;
+}
+
+export interface QueueDriver {
+  readonly kind: 'memory' | 'redis';
+  /** Stores every output's events; resolves once stored (with Redis: written to Redis). */
+  enqueue(perOutput: ReadonlyMap<string, readonly string[]>, acceptedAt: number): Promise<void>;
+  consume(output: string, concurrency: number, handler: JobHandler): Consumer;
+  deadLetter(entries: readonly Omit<DeadLetter, 'id'>[]): Promise<void>;
+  listDeadLetters(output: string, limit?: number): Promise<DeadLetter[]>;
+  /** Puts dead letters back on the output's queue (all when ids is undefined); returns how many. */
+  requeueDeadLetters(output: string, ids?: readonly string[]): Promise<number>;
+  /** Events waiting or in flight for an output. */
+  depth(output: string): Promise<number>;
+  deadLetterCount(output: string): Promise<number>;
+  /** True when the backend can take writes. */
+  ready(): boolean;
+  close(): Promise<void>;
+}
