@@ -38,14 +38,22 @@ export async function startRouter(cfg: RouterConfig, types: readonly OutputType<
   const metrics = new Metrics();
   const tls = clientTls(cfg);
   const workers: DeliveryWorker[] = [];
+  const disabled: Array<{ name: string; type: string; error: string }> = [];
   for (const inst of cfg.outputs) {
     const type = types.find((t) => t.type === inst.type)!;
-    const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: cfg.debug, tls });
-    workers.push(new DeliveryWorker(inst, output, queue, logger, metrics));
+    try {
+      const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: cfg.debug, tls });
+      workers.push(new DeliveryWorker(inst, output, queue, logger, metrics));
+    } catch (err) {
+      // One broken output (bad credentials, unreadable certificate) must not take the others down.
+      const error = (err as Error).message;
+      disabled.push({ name: inst.name, type: inst.type, error });
+      logger.error({ output: inst.name, type: inst.type, err: error }, `output ${inst.name} disabled: ${error}`);
+    }
   }
   for (const w of workers) w.start();
 
-  const routable = cfg.outputs.map((o) => ({ name: o.name, minimumpriority: o.minimumpriority }));
+  const routable = workers.map((w) => ({ name: w.instance.name, minimumpriority: w.instance.minimumpriority }));
   const server = buildServer({
     bodyLimit: cfg.bodylimit,
     debug: cfg.debug,
@@ -64,7 +72,7 @@ export async function startRouter(cfg: RouterConfig, types: readonly OutputType<
         })),
       );
       const ready = queue.ready();
-      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs } };
+      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs, disabled } };
     },
   });
   const address = await server.listen({ host: cfg.listenaddress || '0.0.0.0', port: cfg.listenport });

@@ -1,6 +1,6 @@
 /** CLI entry: `falco-router [-c FILE]`, `falco-router check-config [-c FILE]`. */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
 import { outputTypes } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
@@ -34,7 +34,9 @@ async function main(): Promise<number> {
     return 0;
   }
   if (args.values.version) {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    // src/main.ts (tsx) and dist/src/main.js (built) sit at different depths below package.json.
+    const pkgUrl = ['../package.json', '../../package.json'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u))!;
+    const pkg = JSON.parse(readFileSync(pkgUrl, 'utf8')) as { version: string };
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }

@@ -32,6 +32,8 @@ export class DeliveryWorker {
   #consumer?: Consumer;
   #pausedUntil = 0;
   #nextSlot = 0;
+  /** Aborted on stop with a durable queue: a job waiting to retry is handed back at once. */
+  readonly #stopping = new AbortController();
 
   constructor(
     readonly instance: OutputInstance,
@@ -49,6 +51,8 @@ export class DeliveryWorker {
 
   /** Stops taking work; in-flight sends get graceMs, then are handed back to the queue. */
   async stop(graceMs: number): Promise<void> {
+    // With Redis, nothing is lost by handing back a waiting retry; with memory, keep trying to drain.
+    if (this.queue.kind === 'redis') this.#stopping.abort();
     await this.#consumer?.stop(graceMs);
     this.#consumer = undefined;
   }
@@ -143,7 +147,7 @@ export class DeliveryWorker {
 
   async #sleep(ms: number, signal: AbortSignal): Promise<void> {
     try {
-      await sleep(ms, signal);
+      await sleep(ms, AbortSignal.any([signal, this.#stopping.signal]));
     } catch {
       throw new HandBack();
     }

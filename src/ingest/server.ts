@@ -27,6 +27,8 @@ export interface IngestDeps {
 }
 
 const BAD_BODY = 'Please send a valid request body';
+// A Buffer, so fastify does not append a charset: falcosidekick answers exactly application/json.
+const HEALTHZ = Buffer.from('{"status": "ok"}');
 const NOT_POST = 'Please send with post http method\n';
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 const PLAIN_FALCO_LINE = /^(\d{2}:\d{2}:\d{2}\.\d+|\d{4}-\d{2}-\d{2}T[\d:.]+[+-]?\d*Z?): [A-Za-z]+ /;
@@ -127,7 +129,7 @@ export function buildServer(deps: IngestDeps): FastifyInstance {
   app.route({
     method: [...ALL_METHODS],
     url: '/healthz',
-    handler: (_req, reply) => reply.code(200).header('content-type', 'application/json').send('{"status": "ok"}'),
+    handler: (_req, reply) => reply.code(200).header('content-type', 'application/json').send(HEALTHZ),
   });
   app.route({
     method: [...ALL_METHODS],

@@ -61,8 +61,7 @@ export class RedisQueue implements QueueDriver {
   static async connect(o: RedisQueueOptions): Promise<RedisQueue> {
     const q = new RedisQueue(o);
     try {
-      await q.#conn.connect();
-      await q.#workerConn.connect();
+      await Promise.all([whenReady(q.#conn), whenReady(q.#workerConn)]);
     } catch (err) {
       q.#conn.disconnect();
       q.#workerConn.disconnect();
@@ -217,6 +216,27 @@ export class RedisQueue implements QueueDriver {
     this.#conn.disconnect();
     this.#workerConn.disconnect();
   }
+}
+
+/** Connects if nobody has yet (BullMQ may already have started it), and waits for ready. */
+async function whenReady(conn: Redis, timeoutMs = 5000): Promise<void> {
+  if (conn.status === 'wait') conn.connect().catch(() => {});
+  if (conn.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    let lastError: Error | undefined;
+    const onError = (err: Error) => (lastError = err);
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      conn.off('ready', onReady);
+      conn.off('error', onError);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => done();
+    const timer = setTimeout(() => done(lastError ?? new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    conn.on('ready', onReady);
+    conn.on('error', onError);
+  });
 }
 
 export function redactRedisUrl(url: string): string {

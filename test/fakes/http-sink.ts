@@ -1,0 +1,66 @@
+/**
+ * A local HTTP server that records every request and answers from a script: a list of replies
+ * used in order (the last one repeats), so a test can say "503 three times, then 200".
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+
+export interface Reply {
+  status: number;
+  body?: string;
+  headers?: Record<string, string>;
+  /** Wait this long before answering (to provoke timeouts). */
+  delayMs?: number;
+}
+
+export interface Recorded {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+  status: number;
+}
+
+export interface HttpSink {
+  url: string;
+  port: number;
+  requests: Recorded[];
+  /** Bodies of requests answered with 2xx. */
+  delivered(): string[];
+  script(replies: Reply[]): void;
+  close(): Promise<void>;
+}
+
+export async function startHttpSink(replies: Reply[] = [{ status: 200 }], port = 0): Promise<HttpSink> {
+  let script = [...replies];
+  const requests: Recorded[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const reply = script.length > 1 ? script.shift()! : script[0];
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: reply.status });
+      const send = () => {
+        res.writeHead(reply.status, reply.headers ?? {});
+        res.end(reply.body ?? '');
+      };
+      if (reply.delayMs) setTimeout(send, reply.delayMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const actual = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${actual}/hook`,
+    port: actual,
+    requests,
+    delivered: () => requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => r.body),
+    script: (r) => {
+      script = [...r];
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

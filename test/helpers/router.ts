@@ -1,0 +1,44 @@
+/** Starts a router in this process from a YAML config text, on a free port, with logs kept in memory. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config/load.ts';
+import { outputTypes } from '../../outputs/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { startRouter, type Router } from '../../src/app.ts';
+import { freePort } from './ports.ts';
+
+export interface TestRouter extends Router {
+  logs: string[];
+  post(body: string, init?: { path?: string; headers?: Record<string, string> }): Promise<{ status: number; body: string }>;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'router-test-'));
+}
+
+export async function startTestRouter(yaml: string, env: Record<string, string> = {}): Promise<TestRouter> {
+  const dir = tempDir();
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, yaml);
+  const port = await freePort();
+  // A short grace period keeps tests whose outputs stay down from waiting the default 10 s on stop.
+  const cfg = loadConfig({ file, env: { LISTENADDRESS: '127.0.0.1', LISTENPORT: String(port), SHUTDOWN_GRACEPERIOD: '1s', ...env }, types: outputTypes });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const router = await startRouter(cfg, outputTypes, createLogger('debug', sink));
+  return {
+    ...router,
+    logs,
+    async post(body, init = {}) {
+      const res = await fetch(`${router.url}${init.path ?? '/'}`, { method: 'POST', body, headers: init.headers });
+      return { status: res.status, body: await res.text() };
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseAndEnrich, type EnrichSettings } from '../../src/event/enrich.ts';
+import { BadEventError, serializeEvent, deserializeEvent, eventTimeMs } from '../../src/event/falco-event.ts';
+import { compileTemplate } from '../../src/event/template.ts';
+import { F1, F6 } from '../fixtures/events.ts';
+
+const none: EnrichSettings = { customfields: {}, customtags: [], templatedfields: {}, bracketreplacer: '', outputfieldformat: '' };
+const noWarn = () => {};
+
+async function rejects(body: string, message: RegExp, s = none) {
+  await assert.rejects(parseAndEnrich(body, s, noWarn), (err: unknown) => {
+    assert.ok(err instanceof BadEventError, `expected BadEventError, got ${String(err)}`);
+    assert.match((err as Error).message, message);
+    return true;
+  });
+}
+
+test('keeps int64 output fields exact through parse and serialise', async () => {
+  const ev = await parseAndEnrich(F6, none, noWarn);
+  const json = serializeEvent(ev);
+  assert.match(json, /"evt\.time":1507591916746609046[,}]/);
+  assert.match(serializeEvent(deserializeEvent(json)), /"evt\.time":1507591916746609046[,}]/);
+});
+
+test('writes the webhook body in falcosidekick key order, fields sorted, tags sorted', async () => {
+  const ev = await parseAndEnrich(F1, none, noWarn);
+  const body = serializeEvent({ ...ev, uuid: '00000000-0000-4000-8000-000000000000' });
+  assert.equal(
+    body,
+    '{"uuid":"00000000-0000-4000-8000-000000000000","output":"This is a test from falcosidekick","priority":"Debug","rule":"Test rule","time":"2001-01-01T01:10:00Z","output_fields":{"proc.name":"falcosidekick","proc.tty":1234},"source":"internal","tags":["example","test"],"hostname":"test-host"}',
+  );
+});
+
+test('sets source syscalls by default, omits empty tags, and gives each event a fresh uuid', async () => {
+  const a = await parseAndEnrich(F6, none, noWarn);
+  const b = await parseAndEnrich(F6, none, noWarn);
+  assert.equal(a.source, 'syscalls');
+  assert.ok(!serializeEvent(a).includes('"tags"'));
+  assert.match(a.uuid, /^[0-9a-f-]{36}$/);
+  assert.notEqual(a.uuid, b.uuid);
+});
+
+test('accepts priorities in any case and the info alias, and writes the canonical name', async () => {
+  for (const [given, canonical] of [['WARNING', 'Warning'], ['info', 'Informational'], ['eMeRgEnCy', 'Emergency']]) {
+    const ev = await parseAndEnrich(F6.replace('"priority":"Error"', `"priority":"${given}"`), none, noWarn);
+    assert.equal(ev.priority, canonical);
+  }
+});
+
+test('matches top-level keys case-insensitively and drops unknown keys', async () => {
+  const ev = await parseAndEnrich(F6.replace('"priority"', '"PRIORITY"').replace('"hostname"', '"message":"x","Hostname"'), none, noWarn);
+  assert.equal(ev.priority, 'Error');
+  assert.equal(ev.hostname, 'localhost');
+  assert.ok(!serializeEvent(ev).includes('"message"'));
+});
+
+test('says exactly what is wrong with a bad event', async () => {
+  await rejects(F6.replace('"priority":"Error"', '"priority":"warn"'), /"priority": "warn" is not a Falco priority/);
+  await rejects(F6.replace('"priority":"Error"', '"priority":5'), /"priority" must be a string, not the number 5/);
+  await rejects(F6.replace('"priority":"Error",', ''), /"priority" is missing/);
+  await rejects(F6.replace('"rule":"Write below binary dir"', '"rule":""'), /"rule" is missing or empty/);
+  await rejects(F6.replace('"2019-05-17T15:31:56.746609046Z"', '1558107116'), /"time" must be a string/);
+  await rejects(F6.replace('"2019-05-17T15:31:56.746609046Z"', '"2019-05-17 15:31:56"'), /"time": "2019-05-17 15:31:56" is not an RFC 3339 time/);
+  await rejects(F6.replace('"2019-05-17T15:31:56.746609046Z"', '"2019-02-30T15:31:56Z"'), /is not an RFC 3339 time/);
+  await rejects(F6.replace(/"output_fields": \{.*\}\}$/, '"output_fields": [1,2]}'), /"output_fields" must be an object, not an array/);
+  await rejects(F6.replace(/, "output_fields": \{.*\}\}$/, '}'), /"output_fields" is missing or empty/);
+  await rejects('{"tags":"a",' + F6.slice(1), /"tags" must be an array of strings/);
+  await rejects('[1,2]', /must be a JSON object, not an array/);
+  await rejects('{"priority": "Error", ', /not valid JSON/);
+});
+
+test('never crashes on odd field types such as a numeric k8s.ns.name', async () => {
+  const ev = await parseAndEnrich(
+    F6.replace('"user.name":"root"', '"user.name":"root","k8s.ns.name":42,"k8s.pod.name":{"a":[true,null]},"x":null'),
+    none,
+    noWarn,
+  );
+  assert.match(serializeEvent(ev), /"k8s\.ns\.name":42,"k8s\.pod\.name":\{"a":\[true,null\]\}/);
+});
+
+test('normalises times as Go does and computes epoch milliseconds', async () => {
+  const ev = await parseAndEnrich(F6.replace('"2019-05-17T15:31:56.746609046Z"', '"2019-05-17T17:31:56.500+02:00"'), none, noWarn);
+  assert.equal(ev.time, '2019-05-17T17:31:56.5+02:00');
+  assert.equal(eventTimeMs('2019-05-17T15:31:56.746609046Z'), 1558107116746);
+});
+
+test('applies customfields, customtags, templatedfields, bracketreplacer and outputfieldformat', async () => {
+  const s: EnrichSettings = {
+    customfields: { cluster: 'prod', 'user.name': 'overridden' },
+    customtags: ['team-a'],
+    templatedfields: { ns: compileTemplate('ns', '{{ or (index . "k8s.ns.name") "none" }}') },
+    bracketreplacer: '_',
+    outputfieldformat: '<timestamp>: <priority> <output> (<custom_fields>) <tags>',
+  };
+  const ev = await parseAndEnrich(F6.replace('"user.name":"root"', '"user.name":"root","proc.aname[2]":"sshd"'), s, noWarn);
+  assert.equal(ev.output_fields.cluster, 'prod');
+  assert.equal(ev.output_fields['user.name'], 'overridden');
+  assert.equal(ev.output_fields.ns, 'none');
+  assert.equal(ev.output_fields['proc.aname_2'], 'sshd');
+  assert.equal(ev.output_fields['proc.aname[2]'], undefined);
+  assert.deepEqual(ev.tags, ['team-a']);
+  assert.match(ev.output, /^16:31:56\.746609046: Error File below .* \(cluster=prod user\.name=overridden\) team-a$/);
+});
+
+test('accepts an event without output_fields when custom fields are configured', async () => {
+  const ev = await parseAndEnrich(F6.replace(/, "output_fields": \{.*\}\}$/, '}'), { ...none, customfields: { a: 'b' } }, noWarn);
+  assert.deepEqual(Object.keys(ev.output_fields), ['a']);
+});
+
+test('cuts long fields of a large payload at 507 bytes plus a marker, also inside output', async () => {
+  const long = 'x'.repeat(5000);
+  const ev = await parseAndEnrich(F6.replace('"fd.name":"/bin/hack"', `"fd.name":"${long}"`).replace('file=/bin/hack', `file=${long}`), none, noWarn);
+  const cut = ev.output_fields['fd.name'] as string;
+  assert.equal(cut, 'x'.repeat(507) + '[...]');
+  assert.ok(ev.output.includes(`file=${cut}`));
+  assert.ok(!ev.output.includes(long));
+});
+
+test('escapes <, > and & as Go does', async () => {
+  const ev = await parseAndEnrich(F6.replace('touch /bin/hack"', 'a<b>&c"'), none, noWarn);
+  assert.match(serializeEvent(ev), /a\\u003cb\\u003e\\u0026c/);
+});
