@@ -25,7 +25,7 @@ outputs:
 after(() => router.stop());
 
 async function req(method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}) {
-  const res = await fetch(`${router.url}${path}`, { method, body, headers });
+  const res = await fetch(`${router.url}${path}`, { method, body: body as BodyInit | undefined, headers });
   return { status: res.status, body: await res.text(), type: res.headers.get('content-type') };
 }
 
