@@ -2,5 +2,6 @@
 import type { OutputType } from './types.ts';
 import { file } from './file.ts';
 import { webhook } from './webhook.ts';
+import { slack } from './slack.ts';
 
-export const outputTypes: readonly OutputType<any>[] = [file, webhook];
+export const outputTypes: readonly OutputType<any>[] = [file, webhook, slack];

@@ -73,6 +73,11 @@ async function main(): Promise<number> {
   return new Promise<number>((resolve) => {
     const onSignal = (sig: string) => {
       logger.info(`${sig} received: stopping (grace period ${cfg.shutdown.graceperiod} ms)`);
+      // A backend that never answers must not keep the process alive past the grace period.
+      setTimeout(() => {
+        logger.error('stop did not finish in time; exiting');
+        process.exit(1);
+      }, cfg.shutdown.graceperiod + 10_000).unref();
       router.stop().then(
         () => {
           logger.info('stopped');

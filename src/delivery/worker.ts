@@ -58,6 +58,7 @@ export class DeliveryWorker {
   }
 
   async #handle(job: QueueJob, signal: AbortSignal): Promise<void> {
+    if (this.#stopping.signal.aborted) throw new HandBack();
     const { name, type, delivery } = this.instance;
     let done = job.done;
     let attempts = job.attempts;

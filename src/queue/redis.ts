@@ -134,7 +134,8 @@ export class RedisQueue implements QueueDriver {
         await this.#conn.decrby(this.#depthKey(output), job.data.e.length - done).catch(() => {});
       } catch (err) {
         // Back to the queue, never to BullMQ's failed set: dead-lettering is the delivery worker's call.
-        const delay = err instanceof HandBack ? 0 : 1000;
+        // A short delay on hand-back keeps a closing worker from fetching the same job straight back.
+        const delay = err instanceof HandBack ? 500 : 1000;
         if (!(err instanceof HandBack)) this.o.logger.error({ err: (err as Error).message, output }, 'delivery handler failed');
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();

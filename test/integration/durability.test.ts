@@ -1,0 +1,149 @@
+/**
+ * Real router processes on a real Redis: killed with SIGKILL mid-stream, and two replicas sharing
+ * the work. A client keeps the markers of every event acknowledged with 200.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { startHttpSink } from '../fakes/http-sink.ts';
+import { freePort } from '../helpers/ports.ts';
+import { tempDir } from '../helpers/router.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { falcoEvent, markerOf } from '../fixtures/events.ts';
+
+let redis: TestRedis;
+before(async () => {
+  redis = await startRedis();
+});
+after(() => redis.stop(true));
+
+interface Proc {
+  url: string;
+  child: ChildProcess;
+  output: string[];
+}
+
+async function spawnRouter(configFile: string): Promise<Proc> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '-c', configFile], {
+    cwd: join(import.meta.dirname, '..', '..'),
+    env: { ...process.env, LISTENPORT: String(port), LISTENADDRESS: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`router exited: ${output.join('')}`);
+      return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    },
+    20_000,
+    'the router process to listen',
+  );
+  return { url, child, output };
+}
+
+/** Exit code, or a failure with the process's output when it does not exit within 20 s. */
+function exited(p: Proc): Promise<number | null> {
+  if (p.child.exitCode !== null) return Promise.resolve(p.child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      p.child.kill('SIGKILL');
+      reject(new Error(`router did not exit; its output:\n${p.output.join('').slice(-3000)}`));
+    }, 20_000);
+    p.child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+/** Posts events n0..n0+count-1, returns the markers acknowledged with 200 (stops at the first failure). */
+async function postUntilFailure(url: string, n0: number, count: number): Promise<number[]> {
+  const acked: number[] = [];
+  for (let i = n0; i < n0 + count; i++) {
+    try {
+      const res = await fetch(url, { method: 'POST', body: falcoEvent(i) });
+      if (res.status === 200) acked.push(i);
+    } catch {
+      break;
+    }
+  }
+  return acked;
+}
+
+function config(sinkUrl: string, prefix: string): string {
+  const file = join(tempDir(), 'config.yaml');
+  writeFileSync(
+    file,
+    `queue:
+  driver: redis
+  redis: { url: "${redis.url}", prefix: "${prefix}", lockduration: 2s, stalledinterval: 1s }
+outputs:
+  - name: hook
+    type: webhook
+    address: "${sinkUrl}"
+    delivery: { concurrency: 2, initialdelay: 50ms }
+`,
+  );
+  return file;
+}
+
+test('a router killed with SIGKILL mid-stream delivers every acknowledged event after restart', { timeout: 90_000 }, async () => {
+  // A slow webhook keeps a backlog in Redis and deliveries in flight when the process dies.
+  const sink = await startHttpSink([{ status: 200, delayMs: 3 }]);
+  const file = config(sink.url, `kill-${randomUUID().slice(0, 8)}`);
+  const first = await spawnRouter(file);
+  const acked: number[] = [];
+  const posting = (async () => {
+    for (let batch = 0; batch < 40; batch++) {
+      const got = await postUntilFailure(first.url, batch * 25, 25);
+      acked.push(...got);
+      if (got.length < 25) return;
+    }
+  })();
+  await waitFor(() => sink.delivered().length >= 100, 20_000, 'deliveries to start');
+  first.child.kill('SIGKILL');
+  await posting;
+  await exited(first);
+  assert.ok(acked.length > 100, `events were acknowledged before the kill (${acked.length})`);
+  const deliveredBeforeRestart = new Set(sink.delivered().map(markerOf)).size;
+  assert.ok(deliveredBeforeRestart < acked.length, 'the kill left acknowledged events undelivered');
+
+  const second = await spawnRouter(file);
+  await waitFor(
+    () => {
+      const got = new Set(sink.delivered().map(markerOf));
+      return acked.every((m) => got.has(m));
+    },
+    30_000,
+    'every acknowledged event after restart',
+  );
+  second.child.kill('SIGTERM');
+  assert.equal(await exited(second), 0, 'SIGTERM stops the router with exit code 0');
+  await sink.close();
+});
+
+test('two router processes on one Redis deliver each event once per output', { timeout: 90_000 }, async () => {
+  const sink = await startHttpSink();
+  const file = config(sink.url, `pair-${randomUUID().slice(0, 8)}`);
+  const [a, b] = await Promise.all([spawnRouter(file), spawnRouter(file)]);
+  const n = 400;
+  const acked = [...(await Promise.all([postUntilFailure(a.url, 0, n / 2), postUntilFailure(b.url, n / 2, n / 2)]))].flat();
+  assert.equal(acked.length, n);
+  await waitFor(() => sink.delivered().length >= n, 20_000, `${n} deliveries`);
+  await new Promise((r) => setTimeout(r, 500));
+  const markers = sink.delivered().map(markerOf);
+  assert.equal(markers.length, n, 'no duplicate deliveries');
+  assert.equal(new Set(markers).size, n);
+  a.child.kill('SIGTERM');
+  b.child.kill('SIGTERM');
+  assert.deepEqual(await Promise.all([exited(a), exited(b)]), [0, 0]);
+  await sink.close();
+});
