@@ -139,13 +139,10 @@ function validateInstance(
   problems: string[],
 ): OutputInstance | undefined {
   const common = instanceCommon.safeParse(raw);
-  if (!common.success) {
-    problems.push(...formatIssues(common.error, origin));
-    return undefined;
-  }
-  const type = types.find((t) => t.type === common.data.type);
+  if (!common.success) problems.push(...formatIssues(common.error, origin));
+  const type = types.find((t) => t.type === raw.type);
   if (!type) {
-    problems.push(`${origin}.type: "${common.data.type}" is not an output type; use one of ${types.map((t) => t.type).join(', ')}`);
+    if (typeof raw.type === 'string') problems.push(`${origin}.type: "${raw.type}" is not an output type; use one of ${types.map((t) => t.type).join(', ')}`);
     return undefined;
   }
   const rest: Raw = {};
@@ -153,10 +150,8 @@ function validateInstance(
   // falcosidekick sections keep working when they hold keys we do not support; native config must be exact.
   const schema = lenient ? type.schema : strict(type.schema);
   const settings = schema.safeParse(rest);
-  if (!settings.success) {
-    problems.push(...formatIssues(settings.error, origin));
-    return undefined;
-  }
+  if (!settings.success) problems.push(...formatIssues(settings.error, origin));
+  if (!common.success || !settings.success) return undefined;
   const d = common.data.delivery;
   const concurrency = d.concurrency ?? (common.data.maxconcurrentrequests || undefined) ?? type.defaults.concurrency;
   return {

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { file } from '../../outputs/file.ts';
+import { StoredEvent } from '../../src/event/stored-event.ts';
+import { OutputError } from '../../src/delivery/output-error.ts';
+import { createLogger } from '../../src/log.ts';
+import { tempDir } from '../helpers/router.ts';
+import { falcoEvent } from '../fixtures/events.ts';
+
+const deps = { logger: createLogger('silent'), debug: false, tls: { certfile: '', keyfile: '', cacertfile: '', extracafile: '' } };
+const ctx = { signal: new AbortController().signal, attempt: 1 };
+const ev = (n: number) => new StoredEvent(falcoEvent(n));
+
+async function create(settings: Record<string, unknown>) {
+  return file.create('f', file.schema.parse(settings), deps);
+}
+
+test('appends one JSON event per line and creates missing directories', async () => {
+  const path = join(tempDir(), 'a', 'b', 'events.ndjson');
+  const out = await create({ path });
+  await out.send([ev(1), ev(2)], ctx);
+  await out.send([ev(3)], ctx);
+  await out.close!();
+  const lines = readFileSync(path, 'utf8').split('\n');
+  assert.equal(lines.pop(), '', 'the file ends with a newline');
+  assert.deepEqual(lines.map((l) => JSON.parse(l)['output_fields']['test.n']), [1, 2, 3]);
+});
+
+test('rotates by size and keeps maxfiles old files', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'events.ndjson');
+  const size = Buffer.byteLength(falcoEvent(10)) + 1;
+  const out = await create({ path, maxsize: size * 3, maxfiles: 2 });
+  for (let i = 10; i < 22; i++) await out.send([ev(i)], ctx);
+  await out.close!();
+  assert.deepEqual(readdirSync(dir).sort(), ['events.ndjson', 'events.ndjson.1', 'events.ndjson.2']);
+  const n = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l)['output_fields']['test.n']);
+  assert.deepEqual(n('events.ndjson'), [19, 20, 21]);
+  assert.deepEqual(n('events.ndjson.1'), [16, 17, 18]);
+  assert.deepEqual(n('events.ndjson.2'), [13, 14, 15]);
+});
+
+test('a path it cannot write is a permanent failure that names the path', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'plain-file'), '');
+  const out = await create({ path: join(dir, 'plain-file', 'events.ndjson') });
+  await assert.rejects(out.send([ev(1)], ctx), (err: unknown) => {
+    assert.ok(err instanceof OutputError);
+    assert.match(err.message, /cannot write .*plain-file\/events\.ndjson/);
+    assert.equal(err.retryable, false);
+    return true;
+  });
+});

@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, ConfigError, maskedOutputs, type RouterConfig } from '../../src/config/load.ts';
+import { outputTypes } from '../../outputs/index.ts';
+import { tempDir } from '../helpers/router.ts';
+
+function load(yaml: string | undefined, env: Record<string, string> = {}): RouterConfig {
+  let file: string | undefined;
+  if (yaml !== undefined) {
+    file = join(tempDir(), 'config.yaml');
+    writeFileSync(file, yaml);
+  }
+  return loadConfig({ file, env, types: outputTypes });
+}
+
+function problems(yaml: string | undefined, env: Record<string, string> = {}): string[] {
+  try {
+    load(yaml, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  assert.fail('expected a configuration error');
+}
+
+test('with no config at all, runs the embedded defaults: memory queue, file output, port 2801', () => {
+  const cfg = load(undefined);
+  assert.equal(cfg.listenport, 2801);
+  assert.equal(cfg.queue.driver, 'memory');
+  assert.equal(cfg.usingDefaultOutput, true);
+  assert.deepEqual(
+    cfg.outputs.map((o) => [o.name, o.type, o.settings.path]),
+    [['file', 'file', 'falco-events.ndjson']],
+  );
+});
+
+test('reads a falcosidekick config file unchanged: keys in any case, webhook section, global enrichment', () => {
+  const cfg = load(`
+ListenPort: 2802
+customfields:
+  Cluster: prod
+customtags: [a, b]
+webhook:
+  address: http://hooks.internal:8080/falco
+  method: put
+  customHeaders:
+    Authorization: Bearer x
+  minimumpriority: warning
+  checkcert: false
+prometheus:
+  extralabels: ""
+loki:
+  hostport: ""
+`);
+  assert.equal(cfg.listenport, 2802);
+  assert.deepEqual(cfg.customfields, { Cluster: 'prod' });
+  assert.deepEqual(cfg.customtags, ['a', 'b']);
+  const [hook] = cfg.outputs;
+  assert.equal(hook.name, 'webhook');
+  assert.equal(hook.minimumpriority, 4);
+  assert.deepEqual(hook.settings, { address: 'http://hooks.internal:8080/falco', method: 'PUT', customheaders: { Authorization: 'Bearer x' }, checkcert: false, mutualtls: false });
+  assert.ok(cfg.warnings.some((w) => w.startsWith('prometheus:')));
+  assert.ok(cfg.warnings.some((w) => w.startsWith('loki:')));
+});
+
+test('takes falcosidekick environment variables, env winning over the file, with k:v,k2:v2 maps', () => {
+  const cfg = load('webhook: { address: "http://from-file/", minimumpriority: error }\n', {
+    WEBHOOK_ADDRESS: 'http://from-env:9000/hook',
+    WEBHOOK_CUSTOMHEADERS: 'Authorization:Bearer a:b,X-Team:secops',
+    CUSTOMFIELDS: 'cluster:prod,owner:%OWNER',
+    OWNER: 'alice',
+    CUSTOMTAGS: 'x, y',
+    QUEUE_DRIVER: 'redis',
+    QUEUE_REDIS_URL: 'redis://10.0.0.1:6380',
+    LISTENPORT: '3000',
+  });
+  assert.equal(cfg.listenport, 3000);
+  assert.equal(cfg.queue.driver, 'redis');
+  assert.equal(cfg.queue.redis.url, 'redis://10.0.0.1:6380');
+  assert.deepEqual(cfg.customfields, { cluster: 'prod', owner: 'alice' });
+  assert.deepEqual(cfg.customtags, ['x', 'y']);
+  const [hook] = cfg.outputs;
+  assert.equal(hook.settings.address, 'http://from-env:9000/hook');
+  assert.deepEqual(hook.settings.customheaders, { Authorization: 'Bearer a:b', 'X-Team': 'secops' });
+  assert.equal(hook.minimumpriority, 5, 'the file value stays where env says nothing');
+});
+
+test('lists several instances of one type in native config, with delivery settings', () => {
+  const cfg = load(`
+outputs:
+  - name: soc
+    type: webhook
+    address: https://soc.example/hook
+    minimumpriority: info
+    delivery: { attempts: 3, initialdelay: 500ms, maxdelay: 1m, timeout: 2s, concurrency: 8 }
+  - { name: audit, type: webhook, address: "http://audit:80/" }
+  - { name: archive, type: file, path: /var/log/falco/events.ndjson, maxsize: 10MiB, maxfiles: 3 }
+`);
+  assert.deepEqual(cfg.outputs.map((o) => o.name), ['soc', 'audit', 'archive']);
+  assert.equal(cfg.outputs[0].minimumpriority, 2);
+  assert.deepEqual(
+    { ...cfg.outputs[0].delivery },
+    { attempts: 3, initialdelay: 500, maxdelay: 60_000, timeout: 2000, concurrency: 8, maxbatch: 1, ratelimit: 0, summarizeabove: 0 },
+  );
+  assert.equal(cfg.outputs[2].settings.maxsize, 10 * 1024 * 1024);
+});
+
+test('every config mistake is an error that names the key path', () => {
+  const p = problems(`
+listenport: 99999
+queue: { driver: rabbit, redis: { prefix: "a b" } }
+outputs:
+  - { name: a, type: webhook, address: "not a url", minimumpriority: warn }
+  - { name: a, type: file, path: /tmp/x, maxsize: huge }
+  - { name: b, type: carrier-pigeon }
+  - { name: c, type: webhook, address: "http://x/", adress: typo, method: PATCH, delivery: { attempts: 0, timeout: soon } }
+  - { type: file, path: /tmp/y }
+`);
+  const expect = [
+    /^listenport: must be at most 65535$/,
+    /^queue\.driver: must be memory or redis$/,
+    /^queue\.redis\.prefix: may hold only/,
+    /^outputs\[0\]\.minimumpriority: "warn" is not a priority; use one of emergency, alert, critical, error, warning, notice, informational \(or info\), debug$/,
+    /^outputs\[0\]\.address: is not an http\(s\) URL$/,
+    /^outputs\[1\]\.maxsize: "huge" is not a size/,
+    /^outputs\[2\]\.type: "carrier-pigeon" is not an output type; use one of file, webhook/,
+    /^outputs\[3\]: unknown setting "adress"$/,
+    /^outputs\[3\]\.method: must be POST or PUT$/,
+    /^outputs\[3\]\.delivery\.attempts: must be at least 1$/,
+    /^outputs\[3\]\.delivery\.timeout: "soon" is not a duration/,
+    /^outputs\[4\]\.name: is required$/,
+  ];
+  for (const re of expect) assert.ok(p.some((x) => re.test(x)), `missing ${re}\nin:\n${p.join('\n')}`);
+});
+
+test('rejects duplicate output names', () => {
+  const p = problems('webhook: { address: "http://a/" }\noutputs: [{ name: webhook, type: file, path: /tmp/x }]\n');
+  assert.ok(p.some((x) => /^webhook\.name: "webhook" is already used by outputs\[0\]/.test(x)), p.join('\n'));
+});
+
+test('names the env var when an env value is wrong', () => {
+  const p = problems(undefined, { WEBHOOK_ADDRESS: 'http://x/', WEBHOOK_MINIMUMPRIORITY: 'crit', WEBHOOK_CUSTOMHEADERS: 'novalue', CUSTOMFIELDS: 'a:%MISSING' });
+  assert.ok(p.some((x) => /^webhook\.minimumpriority: "crit" is not a priority/.test(x)), p.join('\n'));
+  assert.ok(p.some((x) => /^WEBHOOK_CUSTOMHEADERS: "novalue" is not a key:value pair$/.test(x)), p.join('\n'));
+  assert.ok(p.some((x) => /^CUSTOMFIELDS: a refers to env var MISSING, which is not set$/.test(x)), p.join('\n'));
+});
+
+test('reports an unreadable or malformed file and a bad template clearly', () => {
+  assert.throws(() => loadConfig({ file: '/nonexistent/config.yaml', env: {}, types: outputTypes }), /cannot read config file \/nonexistent\/config\.yaml/);
+  assert.ok(problems('outputs: [ {').some((x) => /is not valid YAML/.test(x)));
+  assert.ok(problems('templatedfields: { ns: "{{ if }" }\n').some((x) => /^templatedfields\.ns: not a valid Go template/.test(x)));
+});
+
+test('masks secrets when showing the effective outputs', () => {
+  const cfg = load('webhook: { address: "https://hooks.example/T0/secret", customheaders: { Authorization: "Bearer s3cret" } }\n');
+  const shown = JSON.stringify(maskedOutputs(cfg, outputTypes));
+  assert.ok(!shown.includes('secret') && !shown.includes('s3cret'), shown);
+});
