@@ -37,7 +37,7 @@ class FileOutput implements Output {
     } catch (err) {
       await this.close().catch(() => {});
       const code = (err as NodeJS.ErrnoException).code;
-      const permanent = code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EROFS';
+      const permanent = code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'EROFS';
       throw new OutputError(`cannot write ${this.config.path}: ${(err as Error).message}`, {
         reason: permanent ? 'clientError' : 'other',
         retryable: !permanent,
