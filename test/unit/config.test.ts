@@ -158,3 +158,10 @@ test('masks secrets when showing the effective outputs', () => {
   const shown = JSON.stringify(maskedOutputs(cfg, outputTypes));
   assert.ok(!shown.includes('secret') && !shown.includes('s3cret'), shown);
 });
+
+test('the example configs in config/ are valid', () => {
+  for (const name of ['example.yaml', 'falcosidekick.yaml']) {
+    const cfg = loadConfig({ file: join(import.meta.dirname, '..', '..', 'config', name), env: {}, types: outputTypes });
+    assert.ok(cfg.outputs.length > 0, name);
+  }
+});
