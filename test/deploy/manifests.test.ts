@@ -531,16 +531,22 @@ describe('Dockerfile', () => {
     };
     const env = () => ({ PATH: process.env.PATH, HOME: process.env.HOME, LISTENPORT: String(port), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
 
+    let built = false;
+
     before(async () => {
-      // /app/{package.json,node_modules,dist} as the runtime stage has them; cwd = the data dir.
       dir = mkdtempSync(join(tmpdir(), 'router-image-'));
-      const app = join(dir, 'app');
       mkdirSync(join(dir, 'data'), { recursive: true });
+      port = await freePort();
+    });
+
+    test('npm run build (tsc -p tsconfig.build.json) compiles cleanly', () => {
+      // /app/{package.json,node_modules,dist} as the runtime stage has them; cwd = the data dir.
+      const app = join(dir, 'app');
       const tsc = run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(app, 'dist')]);
-      assert.equal(tsc.status, 0, `npm run build (tsc -p tsconfig.build.json) fails:\n${tsc.stdout}${tsc.stderr}`);
+      assert.equal(tsc.status, 0, `the image's build step would fail:\n${tsc.stdout}${tsc.stderr}`);
       cpSync(join(ROOT, 'package.json'), join(app, 'package.json'));
       symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
-      port = await freePort();
+      built = true;
     });
 
     after(async () => {
@@ -552,12 +558,14 @@ describe('Dockerfile', () => {
     });
 
     test('--version prints the package version', () => {
+      assert.ok(built, 'the build failed (see above)');
       const r = run(process.execPath, [join(dir, 'app/dist/src/main.js'), '--version'], { cwd: join(dir, 'data'), env: env() });
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout.trim(), PKG.version);
     });
 
     test('the router starts, the HEALTHCHECK passes, and fails once it stops', async () => {
+      assert.ok(built, 'the build failed (see above)');
       const [node, ...hcArgs] = healthcheck();
       assert.equal(node, 'node');
       const probe = () => run(process.execPath, hcArgs, { cwd: join(dir, 'data'), env: env() }).status;
