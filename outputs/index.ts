@@ -3,5 +3,7 @@ import type { OutputType } from './types.ts';
 import { file } from './file.ts';
 import { webhook } from './webhook.ts';
 import { slack } from './slack.ts';
+import { awsCloudWatchLogs } from './aws-cloudwatch-logs.ts';
+import { awsSns } from './aws-sns.ts';
 
-export const outputTypes: readonly OutputType<any>[] = [file, webhook, slack];
+export const outputTypes: readonly OutputType<any>[] = [file, webhook, slack, awsCloudWatchLogs, awsSns];

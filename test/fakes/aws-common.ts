@@ -76,14 +76,20 @@ export function queryResult(res: ServerResponse, action: string, inner: string, 
   );
 }
 
-/** A scripted failure budget: "throttle the next N calls". */
+/** A scripted failure budget: "let `skip` calls through, then fail the next `n`". */
 export class Budget {
   #n = 0;
-  set(n: number): void {
+  #skip = 0;
+  set(n: number, skip = 0): void {
     this.#n = n;
+    this.#skip = skip;
   }
   take(): boolean {
     if (this.#n <= 0) return false;
+    if (this.#skip > 0) {
+      this.#skip--;
+      return false;
+    }
     this.#n--;
     return true;
   }

@@ -49,10 +49,10 @@ export interface LogsFake {
   createStream(group: string, stream: string): void;
   deleteStream(group: string, stream: string): void;
   deleteGroup(group: string): void;
-  /** The next n calls (any operation) answer ThrottlingException. */
-  throttle(n: number): void;
-  /** The next n calls answer 500 ServiceUnavailableException. */
-  fail(n: number): void;
+  /** The next n calls, any operation, after `skip` that pass, answer a throttling error. */
+  throttle(n: number, skip?: number): void;
+  /** The next n calls (after `skip` that pass) answer a 500. */
+  fail(n: number, skip?: number): void;
   close(): Promise<void>;
 }
 
@@ -152,8 +152,8 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
     createStream: (group, stream) => void groups.get(group)?.set(stream, []),
     deleteStream: (group, stream) => void groups.get(group)?.delete(stream),
     deleteGroup: (group) => void groups.delete(group),
-    throttle: (n) => throttle.set(n),
-    fail: (n) => failing.set(n),
+    throttle: (n, skip) => throttle.set(n, skip),
+    fail: (n, skip) => failing.set(n, skip),
     close: () => server.close(),
   };
 }

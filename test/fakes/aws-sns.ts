@@ -50,8 +50,10 @@ export interface SnsFake {
   published: Published[];
   /** What subscribers would receive: accepted and not a FIFO duplicate. */
   delivered(): Published[];
-  throttle(n: number): void;
-  fail(n: number): void;
+  /** The next n calls, any operation, after `skip` that pass, answer a throttling error. */
+  throttle(n: number, skip?: number): void;
+  /** The next n calls (after `skip` that pass) answer a 500. */
+  fail(n: number, skip?: number): void;
   close(): Promise<void>;
 }
 
@@ -125,7 +127,7 @@ export async function startSnsFake(): Promise<SnsFake> {
       return fail(400, 'InvalidParameter', 'Invalid parameter: MessageGroupId and MessageDeduplicationId are for FIFO topics only');
     }
 
-    let messageId = randomUUID();
+    let messageId: string = randomUUID();
     let duplicate = false;
     if (fifo) {
       const key = `${topicArn}|${dedupId}`;
@@ -147,8 +149,8 @@ export async function startSnsFake(): Promise<SnsFake> {
     calls,
     published,
     delivered: () => published.filter((p) => !p.duplicate),
-    throttle: (n) => throttle.set(n),
-    fail: (n) => failing.set(n),
+    throttle: (n, skip) => throttle.set(n, skip),
+    fail: (n, skip) => failing.set(n, skip),
     close: () => server.close(),
   };
 }
