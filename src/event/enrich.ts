@@ -89,8 +89,12 @@ const KEEP = 507;
  * character boundary so the result is still valid UTF-8.
  */
 function truncateLongFields(ev: FalcoEvent): void {
+  // Only fields over 512 bytes are ever cut: without one, skip measuring the payload.
   let long = false;
-  for (const v of Object.values(ev.output_fields)) if (typeof v === 'string' && v.length > MAX_FIELD / 4) long = true;
+  for (const k in ev.output_fields) {
+    const v = ev.output_fields[k];
+    if (typeof v === 'string' && v.length > MAX_FIELD / 3 && Buffer.byteLength(v) > MAX_FIELD) long = true;
+  }
   if (!long) return;
   if (Buffer.byteLength(stringifyLossless(ev)) <= MAX_PAYLOAD) return;
   for (const [k, v] of Object.entries(ev.output_fields)) {

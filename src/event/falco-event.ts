@@ -146,15 +146,28 @@ export function deserializeEvent(text: string): FalcoEvent {
 function sortKeys(value: unknown): unknown {
   if (value === null || typeof value !== 'object' || isLosslessNumber(value)) return value;
   if (Array.isArray(value)) return value.map(sortKeys);
+  // Falco already sends its fields sorted: copy only when needed.
+  if (isSortedFlat(value as Record<string, unknown>)) return value;
   const sorted: Record<string, unknown> = {};
   for (const k of Object.keys(value).sort()) sorted[k] = sortKeys((value as Record<string, unknown>)[k]);
   return sorted;
 }
 
+function isSortedFlat(o: Record<string, unknown>): boolean {
+  let prev: string | undefined;
+  for (const k in o) {
+    if (prev !== undefined && prev > k) return false;
+    const v = o[k];
+    if (v !== null && typeof v === 'object' && !isLosslessNumber(v)) return false;
+    prev = k;
+  }
+  return true;
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (isLosslessNumber(value)) return `the number ${String(value)}`;
+  if (isLosslessNumber(value) || typeof value === 'number') return `the number ${String(value)}`;
   if (typeof value === 'object') return 'an object';
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`;
   return `${typeof value} ${String(value)}`;
