@@ -341,7 +341,7 @@ class FalcoPayloadData {
     this.Time = goTimeString(ev.time);
     this.OutputFields = goMap(ev.output_fields);
     this.Source = ev.source;
-    this.Tags = [...ev.tags];
+    this.Tags = [...ev.tags].sort(); // falcosidekick sorts them (in place) before the template runs
     this.Hostname = ev.hostname;
     this.UUID = ev.uuid;
   }

@@ -121,3 +121,13 @@ test('escapes <, > and & as Go does', async () => {
   const ev = await parseAndEnrich(F6.replace('touch /bin/hack"', 'a<b>&c"'), none, noWarn);
   assert.match(serializeEvent(ev), /a\\u003cb\\u003e\\u0026c/);
 });
+
+test('keeps every unsafe number exact, wherever it sits, and leaves strings alone', async () => {
+  const { parseLossless, stringifyLossless } = await import('../../src/event/json.ts');
+  const text =
+    '{"a":"x \\" 12345678901234567890 \\\\","b":[-9223372036854775808,1.5e400,0.12345678901234567890,12],"c":{"d":18446744073709551615},"e":"\\\\\\"1234567890123456789"}';
+  const back = stringifyLossless(parseLossless(text));
+  assert.equal(back, text);
+  assert.throws(() => parseLossless('{"a":"\\u0000#LN#1"}'), /reserved/);
+  assert.throws(() => parseLossless('{"a":01234567890123456789}'), /invalid number/);
+});
