@@ -27,6 +27,8 @@ export interface OutputState {
   pausedUntil?: string;
 }
 
+const PROGRESS_INTERVAL_MS = 1000;
+
 export class DeliveryWorker {
   readonly state: OutputState;
   #consumer?: Consumer;
@@ -59,12 +61,25 @@ export class DeliveryWorker {
 
   async #handle(job: QueueJob, signal: AbortSignal): Promise<void> {
     if (this.#stopping.signal.aborted) throw new HandBack();
+    const progress = { done: job.done, attempts: job.attempts };
+    try {
+      await this.#deliver(job, signal, progress);
+    } catch (err) {
+      // Handing back: keep what went out, so the next holder resumes after it.
+      if (err instanceof HandBack && progress.done > job.done) await job.progress(progress.done, progress.attempts).catch(() => {});
+      throw err;
+    }
+  }
+
+  async #deliver(job: QueueJob, signal: AbortSignal, progress: { done: number; attempts: number }): Promise<void> {
     const { name, type, delivery } = this.instance;
     let done = job.done;
     let attempts = job.attempts;
+    let persistedAt = Date.now();
+    let persistedDone = done;
     while (done < job.events.length) {
       await this.#waitTurn(signal);
-      const excess = await this.#excessBacklog(job.events.length - done);
+      const excess = await this.#excessBacklog(job.events.length - done, done - persistedDone);
       const summary = excess > 0;
       const size = summary ? excess : delivery.maxbatch;
       const chunk = job.events.slice(done, done + size).map((json) => new StoredEvent(json));
@@ -72,11 +87,19 @@ export class DeliveryWorker {
       if (!err) {
         done += chunk.length;
         attempts = 0;
+        progress.done = done;
+        progress.attempts = 0;
         this.state.lastSuccessAt = new Date().toISOString();
         this.observer.attempt?.(name, type, 'ok', chunk.length);
         if (summary) this.observer.summarized?.(name, type, chunk.length);
         else this.observer.delivered?.(name, type, chunk.length, Date.now() - job.acceptedAt);
-        await job.progress(done, 0);
+        // Progress costs a queue write: record it about once a second, and on every failure.
+        // A crash in between re-delivers at most that second's events (at-least-once).
+        if (Date.now() - persistedAt >= PROGRESS_INTERVAL_MS && done < job.events.length) {
+          await job.progress(done, 0);
+          persistedAt = Date.now();
+          persistedDone = done;
+        }
         continue;
       }
       attempts++;
@@ -95,10 +118,15 @@ export class DeliveryWorker {
         this.logger.error({ output: name, type, reason: err.reason, events: chunk.length }, `dead-lettered: ${why}`);
         done += chunk.length;
         attempts = 0;
+        progress.done = done;
+        progress.attempts = 0;
         await job.progress(done, 0);
+        persistedDone = done;
         continue;
       }
+      progress.attempts = attempts;
       await job.progress(done, attempts);
+      persistedDone = done;
       if (err.retryAfterMs !== undefined) {
         this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + err.retryAfterMs);
         this.state.pausedUntil = new Date(this.#pausedUntil).toISOString();
@@ -112,10 +140,11 @@ export class DeliveryWorker {
    * How many of the job's next events to summarise: those beyond the backlog bound, for outputs
    * that can summarise (a flood becomes "N more alerts" instead of a wall of messages).
    */
-  async #excessBacklog(remainingInJob: number): Promise<number> {
+  async #excessBacklog(remainingInJob: number, deliveredNotRecorded: number): Promise<number> {
     const bound = this.instance.delivery.summarizeabove;
     if (!this.output.sendSummary || bound <= 0) return 0;
-    const backlog = await this.queue.depth(this.instance.name).catch(() => 0);
+    // The queue's depth still counts this job's events delivered since its last progress write.
+    const backlog = (await this.queue.depth(this.instance.name).catch(() => 0)) - deliveredNotRecorded;
     return Math.min(remainingInJob, Math.max(0, backlog - bound), 10_000);
   }
 
