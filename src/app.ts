@@ -1,29 +1,44 @@
-/** Wires a validated config into a running router: queue, outputs, delivery workers, HTTP server. */
+/**
+ * Wires a validated config into a running router: queue, outputs, delivery workers, HTTP
+ * server(s); and swaps output instances on reload without losing what is queued or in flight.
+ */
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { RouterConfig } from './config/load.ts';
+import type { RouterConfig, OutputInstance } from './config/load.ts';
 import type { OutputType } from '../outputs/types.ts';
 import { MemoryQueue } from './queue/memory.ts';
 import { RedisQueue } from './queue/redis.ts';
 import type { QueueDriver } from './queue/types.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { GroupCommit } from './ingest/group-commit.ts';
-import { buildServer } from './ingest/server.ts';
+import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from './ingest/server.ts';
 import { Metrics } from './metrics.ts';
 import type { ClientTlsFiles } from './http/client.ts';
 
 export interface Router {
+  /** The main server (TLS when tlsserver.deploy). */
   server: FastifyInstance;
   queue: QueueDriver;
-  workers: DeliveryWorker[];
+  readonly workers: readonly DeliveryWorker[];
   metrics: Metrics;
-  /** Base URL the server listens on. */
+  /** Base URL of the main server; `plainUrl` for the plain-HTTP side of tlsserver.notlspaths. */
   url: string;
+  plainUrl?: string;
+  /** Applies a new validated config: outputs added, removed or changed; enrichment; token. */
+  reload(cfg: RouterConfig): Promise<{ added: string[]; removed: string[]; changed: string[]; restartNeeded: string[] }>;
   /** Graceful stop: refuse new requests, then finish or hand back deliveries. */
   stop(): Promise<void>;
 }
 
-export async function startRouter(cfg: RouterConfig, types: readonly OutputType<any>[], logger: Logger): Promise<Router> {
+interface Disabled {
+  name: string;
+  type: string;
+  error: string;
+}
+
+export async function startRouter(initial: RouterConfig, types: readonly OutputType<any>[], logger: Logger): Promise<Router> {
+  let cfg = initial;
   const queue: QueueDriver =
     cfg.queue.driver === 'redis'
       ? await RedisQueue.connect({
@@ -36,29 +51,42 @@ export async function startRouter(cfg: RouterConfig, types: readonly OutputType<
       : new MemoryQueue(cfg.queue.maxevents);
 
   const metrics = new Metrics();
-  const tls = clientTls(cfg);
-  const workers: DeliveryWorker[] = [];
-  const disabled: Array<{ name: string; type: string; error: string }> = [];
-  for (const inst of cfg.outputs) {
+  let workers: DeliveryWorker[] = [];
+  let disabled: Disabled[] = [];
+
+  const createWorker = async (inst: OutputInstance, c: RouterConfig): Promise<DeliveryWorker | Disabled> => {
     const type = types.find((t) => t.type === inst.type)!;
     try {
-      const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: cfg.debug, tls });
-      workers.push(new DeliveryWorker(inst, output, queue, logger, metrics));
+      const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: c.debug, tls: clientTls(c) });
+      return new DeliveryWorker(inst, output, queue, logger, metrics);
     } catch (err) {
       // One broken output (bad credentials, unreadable certificate) must not take the others down.
       const error = (err as Error).message;
-      disabled.push({ name: inst.name, type: inst.type, error });
       logger.error({ output: inst.name, type: inst.type, err: error }, `output ${inst.name} disabled: ${error}`);
+      return { name: inst.name, type: inst.type, error };
     }
+  };
+
+  for (const inst of cfg.outputs) {
+    const w = await createWorker(inst, cfg);
+    if (w instanceof DeliveryWorker) workers.push(w);
+    else disabled.push(w);
   }
   for (const w of workers) w.start();
 
-  const routable = workers.map((w) => ({ name: w.instance.name, minimumpriority: w.instance.minimumpriority }));
-  const server = buildServer({
+  const liveFrom = (c: RouterConfig): LiveSettings => ({
+    debug: c.debug,
+    enrich: c,
+    outputs: workers.map((w) => ({ name: w.instance.name, minimumpriority: w.instance.minimumpriority })),
+    token: readToken(c),
+    testEndpoint: c.testendpoint,
+  });
+  let live = liveFrom(cfg);
+  metrics.watchQueues(queue, () => workers);
+
+  const deps = {
     bodyLimit: cfg.bodylimit,
-    debug: cfg.debug,
-    enrich: cfg,
-    outputs: () => routable,
+    live: () => live,
     groupCommit: new GroupCommit(queue, cfg.queue.groupmaxevents),
     queue,
     metrics,
@@ -74,16 +102,80 @@ export async function startRouter(cfg: RouterConfig, types: readonly OutputType<
       const ready = queue.ready();
       return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs, disabled } };
     },
-  });
-  const address = await server.listen({ host: cfg.listenaddress || '0.0.0.0', port: cfg.listenport });
-  logger.info({ outputs: cfg.outputs.map((o) => `${o.name} (${o.type})`), queue: queue.kind }, `listening on ${address}`);
+  };
+
+  const t = cfg.tlsserver;
+  const host = cfg.listenaddress || '0.0.0.0';
+  let server: FastifyInstance;
+  let plain: FastifyInstance | undefined;
+  if (t.deploy) {
+    const https: ServerOptions['https'] = {
+      key: readFileSync(t.keyfile),
+      cert: readFileSync(t.certfile),
+      ca: t.mutualtls ? readFileSync(t.cacertfile) : undefined,
+      requestCert: t.mutualtls,
+      rejectUnauthorized: t.mutualtls,
+      minVersion: 'TLSv1.2',
+    };
+    const plainRoutes = ALL_ROUTES.filter((r) => t.notlspaths.includes(r));
+    server = buildServer(deps, { https, routes: ALL_ROUTES.filter((r) => !plainRoutes.includes(r)) });
+    if (plainRoutes.length > 0) plain = buildServer(deps, { routes: plainRoutes });
+    else logger.warn('tlsserver.deploy is on with no tlsserver.notlspaths: every path, /healthz included, is served over TLS only');
+  } else {
+    if (t.mutualtls) logger.warn('tlsserver.mutualtls needs tlsserver.deploy: true; serving plain HTTP');
+    server = buildServer(deps);
+  }
+  const address = await server.listen({ host, port: cfg.listenport });
+  const plainAddress = plain ? await plain.listen({ host, port: t.notlsport }) : undefined;
+  logger.info(
+    { outputs: cfg.outputs.map((o) => `${o.name} (${o.type})`), queue: queue.kind, tls: t.deploy, mutualtls: t.deploy && t.mutualtls },
+    `listening on ${address}${plainAddress ? ` and ${plainAddress} (${t.notlspaths.join(', ')})` : ''}`,
+  );
+
+  const reload: Router['reload'] = async (next) => {
+    const nextLiveToken = readToken(next); // fails before anything changes when the token file is unreadable
+    const restartNeeded = ['listenaddress', 'listenport', 'bodylimit', 'queue', 'tlsserver'].filter(
+      (k) => JSON.stringify((cfg as unknown as Record<string, unknown>)[k]) !== JSON.stringify((next as unknown as Record<string, unknown>)[k]),
+    );
+    const before = new Map(workers.map((w) => [w.instance.name, w]));
+    const wanted = new Map(next.outputs.map((o) => [o.name, o]));
+    const same = (w: DeliveryWorker, o: OutputInstance) => w.instance.type === o.type && JSON.stringify(w.instance) === JSON.stringify(o);
+    const removed = [...before.keys()].filter((n) => !wanted.has(n));
+    const changed = [...wanted.keys()].filter((n) => before.has(n) && !same(before.get(n)!, wanted.get(n)!));
+    const added = [...wanted.keys()].filter((n) => !before.has(n) && !disabled.some((d) => d.name === n));
+    const retried = disabled.filter((d) => wanted.has(d.name)).map((d) => d.name);
+
+    // Build the new instances first; on failure the old one keeps running.
+    const fresh = new Map<string, DeliveryWorker>();
+    const nextDisabled: Disabled[] = [];
+    for (const name of [...changed, ...added, ...retried]) {
+      const w = await createWorker(wanted.get(name)!, next);
+      if (w instanceof DeliveryWorker) fresh.set(name, w);
+      else if (!before.has(name)) nextDisabled.push(w);
+    }
+    // Stop the replaced and removed workers: in-flight sends finish or go back to their queue,
+    // which is keyed by output name, so the new worker picks them up.
+    const retiring = [...removed, ...[...fresh.keys()].filter((n) => before.has(n))].map((n) => before.get(n)!);
+    await Promise.all(retiring.map((w) => w.stop(next.shutdown.graceperiod, { drain: false })));
+    await Promise.allSettled(retiring.map((w) => w.output.close?.()));
+    workers = next.outputs.map((o) => fresh.get(o.name) ?? before.get(o.name)).filter((w): w is DeliveryWorker => w !== undefined && !retiring.includes(w));
+    for (const w of fresh.values()) w.start();
+    disabled = nextDisabled;
+    for (const name of removed) {
+      const left = await queue.depth(name).catch(() => 0);
+      if (left > 0) logger.warn({ output: name, events: left }, `output ${name} removed with ${left} events still queued; they are delivered if it comes back under the same name`);
+    }
+    cfg = next;
+    live = { ...liveFrom(next), token: nextLiveToken };
+    return { added: [...added, ...retried].filter((n) => fresh.has(n)), removed, changed: changed.filter((n) => fresh.has(n)), restartNeeded };
+  };
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       const grace = cfg.shutdown.graceperiod;
-      await server.close();
-      await Promise.all(workers.map((w) => w.stop(grace)));
+      await Promise.all([server.close(), plain?.close()]);
+      await Promise.all(workers.map((w) => w.stop(grace, { drain: true })));
       if (queue.kind === 'memory') {
         for (const w of workers) {
           const left = await queue.depth(w.instance.name);
@@ -94,7 +186,25 @@ export async function startRouter(cfg: RouterConfig, types: readonly OutputType<
       await queue.close();
     })());
 
-  return { server, queue, workers, metrics, url: address.replace('0.0.0.0', '127.0.0.1'), stop };
+  const local = (a: string) => a.replace('0.0.0.0', '127.0.0.1');
+  return {
+    server,
+    queue,
+    get workers() {
+      return workers;
+    },
+    metrics,
+    url: local(address),
+    plainUrl: plainAddress ? local(plainAddress) : undefined,
+    reload,
+    stop,
+  };
+}
+
+function readToken(cfg: RouterConfig): string {
+  if (cfg.auth.token) return cfg.auth.token;
+  if (!cfg.auth.tokenfile) return '';
+  return readFileSync(cfg.auth.tokenfile, 'utf8').trim();
 }
 
 function clientTls(cfg: RouterConfig): ClientTlsFiles {

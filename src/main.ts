@@ -1,6 +1,7 @@
 /** CLI entry: `falco-router [-c FILE]`, `falco-router check-config [-c FILE]`. */
 import { parseArgs } from 'node:util';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, watch } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
 import { outputTypes } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
@@ -70,6 +71,30 @@ async function main(): Promise<number> {
   });
   if (!router) return 1;
 
+  const file = args.values['config-file'];
+  const reload = async (why: string) => {
+    let next;
+    try {
+      next = loadConfig({ file, types: outputTypes });
+      const r = await router.reload(next);
+      router.metrics.reloads.inc({ result: 'ok' });
+      for (const w of next.warnings) logger.warn(w);
+      if (r.restartNeeded.length > 0) logger.warn({ keys: r.restartNeeded }, `reload (${why}): changes to ${r.restartNeeded.join(', ')} take effect after a restart`);
+      logger.info({ added: r.added, removed: r.removed, changed: r.changed }, `config reloaded (${why})`);
+    } catch (err) {
+      router.metrics.reloads.inc({ result: 'error' });
+      const detail = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      logger.error({ problems: detail }, `config reload (${why}) refused, the running config stays: ${detail.join('; ')}`);
+    }
+  };
+  // Reloads run one at a time; a change during one triggers one more afterwards.
+  let reloading: Promise<void> = Promise.resolve();
+  const queueReload = (why: string) => {
+    reloading = reloading.then(() => reload(why));
+  };
+  process.on('SIGHUP', () => queueReload('SIGHUP'));
+  if (file) watchConfig(file, () => queueReload('file changed'));
+
   return new Promise<number>((resolve) => {
     const onSignal = (sig: string) => {
       logger.info(`${sig} received: stopping (grace period ${cfg.shutdown.graceperiod} ms)`);
@@ -92,6 +117,35 @@ async function main(): Promise<number> {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+}
+
+/** Calls onChange once things settle after the file (or the directory entry, for ConfigMap symlink swaps) changes. */
+function watchConfig(file: string, onChange: () => void): void {
+  let timer: NodeJS.Timeout | undefined;
+  let last = safeRead(file);
+  const check = () => {
+    const now = safeRead(file);
+    if (now !== last) {
+      last = now;
+      onChange();
+    }
+  };
+  try {
+    watch(dirname(resolvePath(file)), { persistent: false }, () => {
+      clearTimeout(timer);
+      timer = setTimeout(check, 300);
+    });
+  } catch {
+    /* no file watching here: SIGHUP still works */
+  }
+}
+
+function safeRead(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 main().then(

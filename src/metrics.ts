@@ -4,7 +4,8 @@
  */
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { FailureReason } from './delivery/output-error.ts';
-import type { DeliveryObserver } from './delivery/worker.ts';
+import type { DeliveryObserver, DeliveryWorker } from './delivery/worker.ts';
+import type { QueueDriver } from './queue/types.ts';
 
 export class Metrics implements DeliveryObserver {
   readonly registry = new Registry();
@@ -20,6 +21,7 @@ export class Metrics implements DeliveryObserver {
   readonly ingestLatency: Histogram<never>;
   readonly queueDepth: Gauge<'output' | 'type'>;
   readonly deadLetterDepth: Gauge<'output' | 'type'>;
+  readonly reloads: Counter<'result'>;
 
   constructor() {
     const r = this.registry;
@@ -52,7 +54,23 @@ export class Metrics implements DeliveryObserver {
       registers: [r],
     });
     this.queueDepth = new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames: ['output', 'type'], registers: [r] });
+    this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
     this.deadLetterDepth = new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames: ['output', 'type'], registers: [r] });
+  }
+
+  /** Queue depth and dead letters per output, read from the queue when Prometheus scrapes. */
+  watchQueues(queue: QueueDriver, workers: () => readonly DeliveryWorker[]): void {
+    const collect = (gauge: Gauge<'output' | 'type'>, read: (name: string) => Promise<number>) => async () => {
+      gauge.reset();
+      await Promise.all(
+        workers().map(async (w) => {
+          const v = await read(w.instance.name).catch(() => undefined);
+          if (v !== undefined) gauge.set({ output: w.instance.name, type: w.instance.type }, v);
+        }),
+      );
+    };
+    (this.queueDepth as unknown as { collect: () => Promise<void> }).collect = collect(this.queueDepth, (n) => queue.depth(n));
+    (this.deadLetterDepth as unknown as { collect: () => Promise<void> }).collect = collect(this.deadLetterDepth, (n) => queue.deadLetterCount(n));
   }
 
   attempt(output: string, type: string, outcome: 'ok' | FailureReason): void {

@@ -39,7 +39,7 @@ export interface RouterConfig extends Omit<GlobalConfig, 'outputs' | 'templatedf
 /** Top-level falcosidekick keys for outputs and features we do not have: warned about, not fatal. */
 const FALCOSIDEKICK_ONLY = new Set(
   (
-    'slack aws tlsserver prometheus statsd dogstatsd rocketchat mattermost teams webex discord googlechat cliq telegram ' +
+    'slack aws prometheus statsd dogstatsd rocketchat mattermost teams webex discord googlechat cliq telegram ' +
     'datadog datadoglogs influxdb wavefront spyderbat timescaledb dynatrace otlp alertmanager opsgenie pagerduty ' +
     'grafanaoncall elasticsearch loki grafana syslog zincsearch openobserve sumologic quickwit logstash splunk gcp ' +
     'yandex fission cloudevents kubeless openfaas tekton nats stan kafka kafkarest rabbitmq azure mqtt gotify smtp ' +

@@ -79,6 +79,33 @@ export const globalSchema = z.strictObject({
       graceperiod: duration.default(10_000),
     })
     .prefault({}),
+  /** falcosidekick's TLS server: Falco's http_output can present a client certificate but not headers. */
+  tlsserver: z
+    .strictObject({
+      deploy: bool.default(false),
+      certfile: z.string().default('/etc/certs/server/server.crt'),
+      keyfile: z.string().default('/etc/certs/server/server.key'),
+      mutualtls: bool.default(false),
+      cacertfile: z.string().default('/etc/certs/server/ca.crt'),
+      notlsport: int(1, 65535).default(2810),
+      notlspaths: z
+        .preprocess(
+          (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter((x) => x !== '') : v),
+          z.array(z.enum(['/', '/ping', '/healthz', '/ready', '/test', '/metrics'], { message: 'must be one of /, /ping, /healthz, /ready, /test, /metrics' })),
+        )
+        .default([]),
+    })
+    .prefault({}),
+  /** Bearer token for senders other than Falco; never asked on /healthz, /ping, /ready. */
+  auth: z
+    .strictObject({
+      token: z.string().default(''),
+      /** A file holding the token (a mounted Secret); read at start and on reload. */
+      tokenfile: z.string().default(''),
+    })
+    .prefault({}),
+  /** POST /test: `enabled` (falcosidekick), `disabled`, or `token` (needs the bearer token). */
+  testendpoint: z.enum(['enabled', 'disabled', 'token'], { message: 'must be enabled, disabled or token' }).default('enabled'),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
   outputs: z.array(z.record(z.string(), z.unknown())).default([]),
 });
@@ -108,6 +135,16 @@ export const GLOBAL_ENV_KEYS: Record<string, 'string' | 'map' | 'list'> = {
   'queue.redis.lockduration': 'string',
   'queue.redis.stalledinterval': 'string',
   'shutdown.graceperiod': 'string',
+  'tlsserver.deploy': 'string',
+  'tlsserver.certfile': 'string',
+  'tlsserver.keyfile': 'string',
+  'tlsserver.mutualtls': 'string',
+  'tlsserver.cacertfile': 'string',
+  'tlsserver.notlsport': 'string',
+  'tlsserver.notlspaths': 'string',
+  'auth.token': 'string',
+  'auth.tokenfile': 'string',
+  testendpoint: 'string',
   'log.level': 'string',
 };
 

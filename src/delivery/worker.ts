@@ -52,10 +52,11 @@ export class DeliveryWorker {
   }
 
   /** Stops taking work; in-flight sends get graceMs, then are handed back to the queue. */
-  async stop(graceMs: number): Promise<void> {
-    // With Redis, nothing is lost by handing back a waiting retry; with memory, keep trying to drain.
-    if (this.queue.kind === 'redis') this.#stopping.abort();
-    await this.#consumer?.stop(graceMs);
+  async stop(graceMs: number, opts: { drain: boolean } = { drain: true }): Promise<void> {
+    // Handing back a waiting retry loses nothing with Redis, or when another worker takes over
+    // the same queue (reload); a final stop with the memory queue keeps trying to drain instead.
+    if (this.queue.kind === 'redis' || !opts.drain) this.#stopping.abort();
+    await this.#consumer?.stop(graceMs, opts.drain);
     this.#consumer = undefined;
   }
 

@@ -3,6 +3,8 @@
  * /ping, /healthz, /test, plus /metrics and the dead-letter API. Never listens by itself.
  */
 import { gunzipSync } from 'node:zlib';
+import { timingSafeEqual } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAndEnrich, type EnrichSettings } from '../event/enrich.ts';
@@ -13,11 +15,29 @@ import { QueueUnavailableError, type QueueDriver } from '../queue/types.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 
-export interface IngestDeps {
-  bodyLimit: number;
+/** Settings a reload can change while the server runs. */
+export interface LiveSettings {
   debug: boolean;
   enrich: EnrichSettings;
-  outputs: () => readonly RoutableOutput[];
+  outputs: readonly RoutableOutput[];
+  /** Bearer token for non-Falco senders; '' for none. */
+  token: string;
+  testEndpoint: 'enabled' | 'disabled' | 'token';
+}
+
+/** Route groups, named by falcosidekick's tlsserver.notlspaths keys. */
+export type RouteGroup = '/' | '/ping' | '/healthz' | '/ready' | '/test' | '/metrics';
+export const ALL_ROUTES: readonly RouteGroup[] = ['/', '/ping', '/healthz', '/ready', '/test', '/metrics'];
+
+export interface ServerOptions {
+  /** Only these routes (the plain-HTTP side of tlsserver.notlspaths); all when absent. */
+  routes?: readonly RouteGroup[];
+  https?: { key: Buffer; cert: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean; minVersion: 'TLSv1.2' };
+}
+
+export interface IngestDeps {
+  bodyLimit: number;
+  live: () => LiveSettings;
   groupCommit: GroupCommit;
   queue: QueueDriver;
   metrics: Metrics;
@@ -42,9 +62,12 @@ class HttpError extends Error {
   }
 }
 
-export function buildServer(deps: IngestDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true });
+export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): FastifyInstance {
+  const app = (opts.https
+    ? Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, https: opts.https })
+    : Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true })) as unknown as FastifyInstance;
   const { metrics, logger } = deps;
+  const serves = new Set(opts.routes ?? ALL_ROUTES);
 
   // Falco's Content-Type varies (and curl -d sends a form type): read every body as bytes.
   app.removeAllContentTypeParsers();
@@ -81,20 +104,21 @@ export function buildServer(deps: IngestDeps): FastifyInstance {
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
       return text(reply, 400, `${BAD_BODY}: ${message}\n`);
     };
+    const live = deps.live();
     if (body === undefined || body.trim() === '') return reject('emptyBody', 'the body is empty');
     if (body.trimStart()[0] !== '{' && (PLAIN_FALCO_LINE.test(body) || String(req.headers['content-type'] ?? '').startsWith('text/plain'))) {
       return reject('plainText', 'the body is a plain-text Falco alert, not JSON; set json_output: true (and json_include_output_property: true) in falco.yaml');
     }
     let ev: FalcoEvent;
     try {
-      ev = await parseAndEnrich(body, deps.enrich, (msg, extra) => logger.warn(extra ?? {}, msg));
+      ev = await parseAndEnrich(body, live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg));
     } catch (err) {
       if (err instanceof BadEventError) return reject('invalidEvent', err.message);
       throw err;
     }
-    if (deps.debug) logger.debug({ payload: serializeEvent(ev) }, "Falco's payload");
     const json = serializeEvent(ev);
-    const targets = routeEvent(ev, deps.outputs());
+    if (live.debug) logger.debug({ payload: json }, "Falco's payload");
+    const targets = routeEvent(ev, live.outputs);
     try {
       await deps.groupCommit.submit(targets.map((name) => [name, json] as const));
     } catch (err) {
@@ -118,43 +142,81 @@ export function buildServer(deps: IngestDeps): FastifyInstance {
     return reply.code(200).send();
   };
 
+  /**
+   * With a token configured, a request must carry it, unless it came over mutual TLS with a
+   * verified client certificate (Falco's http_output cannot send headers, but can present one).
+   */
+  const authorized = (req: FastifyRequest): boolean => {
+    const token = deps.live().token;
+    if (token === '') return true;
+    if ((req.raw.socket as TLSSocket).authorized === true) return true;
+    const given = Buffer.from(String(req.headers.authorization ?? ''));
+    const expected = Buffer.from(`Bearer ${token}`);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const unauthorized = (reply: FastifyReply) => {
+    metrics.rejected.inc({ reason: 'unauthorized' });
+    return text(reply.header('www-authenticate', 'Bearer'), 401, 'Unauthorized: send Authorization: Bearer <token> (auth.token) or a client certificate (tlsserver.mutualtls)\n');
+  };
+
   const ingestRoute = (req: FastifyRequest, reply: FastifyReply) => {
     if (req.method !== 'POST') return text(reply, 400, NOT_POST);
+    if (!authorized(req)) return unauthorized(reply);
     return ingest(req, reply, (req.body as Buffer | undefined)?.toString('utf8'));
   };
 
-  app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
-  app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
-  app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
-  app.route({
-    method: [...ALL_METHODS],
-    url: '/healthz',
-    handler: (_req, reply) => reply.code(200).header('content-type', 'application/json').send(HEALTHZ),
-  });
-  app.route({
-    method: [...ALL_METHODS],
-    url: '/test',
-    handler: (req, reply) => {
-      if (req.method !== 'POST') return text(reply, 400, NOT_POST);
-      return ingest(req, reply, testEvent());
-    },
-  });
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
-  app.get('/ready', async (_req, reply) => {
-    const r = deps.readiness ? await deps.readiness() : { ready: deps.queue.ready(), body: {} };
-    return reply.code(r.ready ? 200 : 503).send(r.body);
-  });
-
-  registerDeadLetterApi(app, deps);
+  if (serves.has('/')) {
+    app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
+    app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
+    registerDeadLetterApi(app, deps, authorized, unauthorized);
+  }
+  if (serves.has('/ping')) app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
+  if (serves.has('/healthz')) {
+    app.route({
+      method: [...ALL_METHODS],
+      url: '/healthz',
+      handler: (_req, reply) => reply.code(200).header('content-type', 'application/json').send(HEALTHZ),
+    });
+  }
+  if (serves.has('/test')) {
+    app.route({
+      method: [...ALL_METHODS],
+      url: '/test',
+      handler: (req, reply) => {
+        if (req.method !== 'POST') return text(reply, 400, NOT_POST);
+        const mode = deps.live().testEndpoint;
+        if (mode === 'disabled') return text(reply, 404, 'The test endpoint is disabled (testendpoint: disabled)\n');
+        if (mode === 'token' && !authorized(req)) return unauthorized(reply);
+        return ingest(req, reply, testEvent());
+      },
+    });
+  }
+  if (serves.has('/metrics')) {
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+  }
+  if (serves.has('/ready')) {
+    app.get('/ready', async (_req, reply) => {
+      const r = deps.readiness ? await deps.readiness() : { ready: deps.queue.ready(), body: {} };
+      return reply.code(r.ready ? 200 : 503).send(r.body);
+    });
+  }
   return app;
 }
 
 /** Dead letters: list and re-queue per output (documented in README). */
-function registerDeadLetterApi(app: FastifyInstance, deps: IngestDeps): void {
-  const known = (name: string) => deps.outputs().some((o) => o.name === name);
+function registerDeadLetterApi(
+  app: FastifyInstance,
+  deps: IngestDeps,
+  authorized: (req: FastifyRequest) => boolean,
+  unauthorized: (reply: FastifyReply) => FastifyReply,
+): void {
+  const known = (name: string) => deps.live().outputs.some((o) => o.name === name);
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url.startsWith('/api/') && !authorized(req)) return unauthorized(reply);
+  });
   app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
     const limit = Math.min(Number(req.query.limit ?? 100) || 100, 10_000);

@@ -101,9 +101,9 @@ export class MemoryQueue implements QueueDriver {
     const loops = Array.from({ length: concurrency }, () => loop());
 
     return {
-      stop: async (graceMs: number) => {
+      stop: async (graceMs: number, drain = true) => {
         stopping = true;
-        deadline = Date.now() + graceMs;
+        deadline = drain ? Date.now() + graceMs : 0;
         for (const w of q.wakers.splice(0)) w();
         const timer = setTimeout(() => abort.abort(), graceMs);
         try {

@@ -51,9 +51,10 @@ export type JobHandler = (job: QueueJob, signal: AbortSignal) => Promise<void>;
 export interface Consumer {
   /**
    * Stops taking jobs. Running handlers see `signal` aborted after `graceMs` and should hand back.
-   * Memory driver: keeps draining the queue until it is empty or the grace period ends.
+   * Memory driver with drain: keeps delivering until the queue is empty or the grace period ends;
+   * without drain, stops after the jobs in hand (another consumer of the same output takes over).
    */
-  stop(graceMs: number): Promise<void>;
+  stop(graceMs: number, drain?: boolean): Promise<void>;
 }
 
 export interface QueueDriver {

@@ -97,7 +97,7 @@ outputs:
 
 test('a router killed with SIGKILL mid-stream delivers every acknowledged event after restart', { timeout: 90_000 }, async () => {
   // A slow webhook keeps a backlog in Redis and deliveries in flight when the process dies.
-  const sink = await startHttpSink([{ status: 200, delayMs: 3 }]);
+  const sink = await startHttpSink([{ status: 200, delayMs: 10 }]);
   const file = config(sink.url, `kill-${randomUUID().slice(0, 8)}`);
   const first = await spawnRouter(file);
   const acked: number[] = [];
