@@ -28,12 +28,46 @@ export interface OutputState {
 }
 
 const PROGRESS_INTERVAL_MS = 1000;
+const MAX_SUMMARY_EVENTS = 10_000;
+/** Jobs taken at once by outputs that summarise, so a flood of one-alert jobs can be summarised together. */
+const SUMMARY_CONSUMERS = 64;
+
+interface Parked {
+  events: StoredEvent[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** At most n holders at a time, first come first served. */
+class Slots {
+  #free: number;
+  #waiting: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
 
 export class DeliveryWorker {
   readonly state: OutputState;
   #consumer?: Consumer;
   #pausedUntil = 0;
   #nextSlot = 0;
+  #slots: Slots;
+  #parked: Parked[] = [];
+  #parkedEvents = 0;
+  #flushing = false;
   /** Aborted on stop with a durable queue: a job waiting to retry is handed back at once. */
   readonly #stopping = new AbortController();
 
@@ -45,10 +79,15 @@ export class DeliveryWorker {
     private readonly observer: DeliveryObserver = {},
   ) {
     this.state = { name: instance.name, type: instance.type };
+    this.#slots = new Slots(instance.delivery.concurrency);
   }
 
   start(): void {
-    this.#consumer = this.queue.consume(this.instance.name, this.instance.delivery.concurrency, (job, signal) => this.#handle(job, signal));
+    const { concurrency, summarizeabove } = this.instance.delivery;
+    // Sends are limited by #slots; an output that summarises takes more jobs at once, so that
+    // the events of many small jobs can wait together for one summary.
+    const jobs = this.output.sendSummary && summarizeabove > 0 ? Math.max(concurrency, SUMMARY_CONSUMERS) : concurrency;
+    this.#consumer = this.queue.consume(this.instance.name, jobs, (job, signal) => this.#handle(job, signal));
   }
 
   /** Stops taking work; in-flight sends get graceMs, then are handed back to the queue. */
@@ -75,35 +114,66 @@ export class DeliveryWorker {
   async #deliver(job: QueueJob, signal: AbortSignal, progress: { done: number; attempts: number }): Promise<void> {
     const { name, type, delivery } = this.instance;
     let done = job.done;
-    let attempts = job.attempts;
     let persistedAt = Date.now();
     let persistedDone = done;
     while (done < job.events.length) {
-      await this.#waitTurn(signal);
       const excess = await this.#excessBacklog(job.events.length - done, done - persistedDone);
-      const summary = excess > 0;
-      const size = summary ? excess : delivery.maxbatch;
-      const chunk = job.events.slice(done, done + size).map((json) => new StoredEvent(json));
+      const chunk = job.events.slice(done, done + (excess > 0 ? excess : delivery.maxbatch)).map((json) => new StoredEvent(json));
+      if (excess > 0) {
+        // Flood: these events go into the next summary message, with those of other jobs.
+        await this.#park(chunk, signal);
+      } else {
+        await this.#slots.acquire();
+        try {
+          const onFailure = async (attempts: number) => {
+            progress.attempts = attempts;
+            await job.progress(done, attempts);
+            persistedDone = done;
+          };
+          const outcome = await this.#settle(chunk, false, signal, progress.attempts, onFailure);
+          if (outcome === 'delivered') this.observer.delivered?.(name, type, chunk.length, Date.now() - job.acceptedAt);
+        } finally {
+          this.#slots.release();
+        }
+      }
+      done += chunk.length;
+      progress.done = done;
+      progress.attempts = 0;
+      // Progress costs a queue write: record it about once a second. A crash in between
+      // re-delivers at most that second's events (at-least-once).
+      if (Date.now() - persistedAt >= PROGRESS_INTERVAL_MS && done < job.events.length) {
+        await job.progress(done, 0);
+        persistedAt = Date.now();
+        persistedDone = done;
+      }
+    }
+  }
+
+  /**
+   * Sends one chunk until it is delivered or dead-lettered: rate limit, attempt, classify, back
+   * off (or wait out Retry-After). Throws HandBack when the router stops meanwhile.
+   */
+  async #settle(
+    chunk: StoredEvent[],
+    summary: boolean,
+    signal: AbortSignal,
+    attempts: number,
+    onFailure: (attempts: number) => Promise<void>,
+    waited = false,
+  ): Promise<'delivered' | 'deadLettered'> {
+    const { name, type, delivery } = this.instance;
+    for (;;) {
+      if (!waited) await this.#waitTurn(signal);
+      waited = false;
       const err = await this.#attempt(chunk, attempts + 1, signal, summary);
       if (!err) {
-        done += chunk.length;
-        attempts = 0;
-        progress.done = done;
-        progress.attempts = 0;
         this.state.lastSuccessAt = new Date().toISOString();
         this.observer.attempt?.(name, type, 'ok', chunk.length);
         if (summary) this.observer.summarized?.(name, type, chunk.length);
-        else this.observer.delivered?.(name, type, chunk.length, Date.now() - job.acceptedAt);
-        // Progress costs a queue write: record it about once a second, and on every failure.
-        // A crash in between re-delivers at most that second's events (at-least-once).
-        if (Date.now() - persistedAt >= PROGRESS_INTERVAL_MS && done < job.events.length) {
-          await job.progress(done, 0);
-          persistedAt = Date.now();
-          persistedDone = done;
-        }
-        continue;
+        return 'delivered';
       }
-      attempts++;
+      // A destination that asks us to slow down is not failing: 429s do not use up attempts.
+      if (err.reason !== 'rateLimited') attempts++;
       this.state.lastError = { at: new Date().toISOString(), reason: err.reason, message: err.message };
       this.observer.attempt?.(name, type, err.reason, chunk.length);
       const final = !err.retryable || attempts >= delivery.attempts;
@@ -117,23 +187,63 @@ export class DeliveryWorker {
         await this.queue.deadLetter(chunk.map((e) => ({ output: name, event: e.json, reason: why, attempts, failedAt })));
         this.observer.deadLettered?.(name, type, chunk.length, err.reason);
         this.logger.error({ output: name, type, reason: err.reason, events: chunk.length }, `dead-lettered: ${why}`);
-        done += chunk.length;
-        attempts = 0;
-        progress.done = done;
-        progress.attempts = 0;
-        await job.progress(done, 0);
-        persistedDone = done;
-        continue;
+        return 'deadLettered';
       }
-      progress.attempts = attempts;
-      await job.progress(done, attempts);
-      persistedDone = done;
+      await onFailure(attempts);
       if (err.retryAfterMs !== undefined) {
         this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + err.retryAfterMs);
         this.state.pausedUntil = new Date(this.#pausedUntil).toISOString();
       } else {
-        await this.#sleep(backoffDelay(attempts, delivery.initialdelay, delivery.maxdelay), signal);
+        await this.#sleep(backoffDelay(Math.max(1, attempts), delivery.initialdelay, delivery.maxdelay), signal);
       }
+    }
+  }
+
+  /** Holds a job's events (already counted by #excessBacklog) until a summary that includes them has gone out or been dead-lettered. */
+  #park(events: StoredEvent[], signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#parked.push({ events, resolve, reject });
+      if (!this.#flushing) void this.#flushSummaries(signal);
+    });
+  }
+
+  /** One summary per send slot, standing for every event parked by then. */
+  async #flushSummaries(signal: AbortSignal): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#parked.length > 0) {
+        await this.#slots.acquire();
+        try {
+          let waitErr: unknown;
+          await this.#waitTurn(signal).catch((err) => (waitErr = err));
+          const batch: Parked[] = [];
+          let count = 0;
+          while (this.#parked.length > 0 && count < MAX_SUMMARY_EVENTS) {
+            const p = this.#parked.shift()!;
+            batch.push(p);
+            count += p.events.length;
+          }
+          // Still counted as parked until settled: the queue's depth only drops when their jobs end.
+          const settled = (fn: (p: Parked) => void) => {
+            this.#parkedEvents -= count;
+            batch.forEach(fn);
+          };
+          if (waitErr) {
+            settled((p) => p.reject(waitErr));
+            continue;
+          }
+          try {
+            await this.#settle(batch.flatMap((p) => p.events), true, signal, 0, async () => {}, true);
+            settled((p) => p.resolve());
+          } catch (err) {
+            settled((p) => p.reject(err));
+          }
+        } finally {
+          this.#slots.release();
+        }
+      }
+    } finally {
+      this.#flushing = false;
     }
   }
 
@@ -144,9 +254,14 @@ export class DeliveryWorker {
   async #excessBacklog(remainingInJob: number, deliveredNotRecorded: number): Promise<number> {
     const bound = this.instance.delivery.summarizeabove;
     if (!this.output.sendSummary || bound <= 0) return 0;
-    // The queue's depth still counts this job's events delivered since its last progress write.
-    const backlog = (await this.queue.depth(this.instance.name).catch(() => 0)) - deliveredNotRecorded;
-    return Math.min(remainingInJob, Math.max(0, backlog - bound), 10_000);
+    // The queue's depth still counts events delivered since the last progress write, and those
+    // already waiting in a summary.
+    const depth = await this.queue.depth(this.instance.name).catch(() => 0);
+    const backlog = depth - deliveredNotRecorded - this.#parkedEvents;
+    const excess = Math.min(remainingInJob, Math.max(0, backlog - bound), MAX_SUMMARY_EVENTS);
+    // Counted as parked from this moment, so jobs deciding concurrently see each other's choice.
+    this.#parkedEvents += excess;
+    return excess;
   }
 
   /** One send with its own timeout; undefined when it succeeded. */
