@@ -124,7 +124,8 @@ async function load(url: string, opts: { duration?: number; amount?: number; rat
 }
 
 async function warmUp(url: string): Promise<void> {
-  await autocannon({ url, connections: 10, duration: 1, method: 'POST', body: benchEvent(0), headers: { 'content-type': 'application/json' } });
+  // Warm-up events carry no marker (n=-1), so they do not count as deliveries.
+  await autocannon({ url, connections: 10, duration: 1, method: 'POST', body: benchEvent(-1), headers: { 'content-type': 'application/json' } });
 }
 
 async function startRedis(): Promise<{ url: string; child: ChildProcess }> {
