@@ -28,6 +28,8 @@ export interface Output {
    * send() for the events beyond `delivery.summarizeabove` while the backlog is over that bound.
    */
   sendSummary?(events: readonly StoredEvent[], ctx: SendContext): Promise<void>;
+  /** Counters of the adapter's own (e.g. events CloudWatch rejected), exported as falco_router_output_events_total. */
+  readonly stats?: Readonly<Record<string, number>>;
   close?(): Promise<void>;
 }
 

@@ -22,6 +22,7 @@ export class Metrics implements DeliveryObserver {
   readonly queueDepth: Gauge<'output' | 'type'>;
   readonly deadLetterDepth: Gauge<'output' | 'type'>;
   readonly reloads: Counter<'result'>;
+  readonly outputStats: Gauge<'output' | 'type' | 'stat'>;
 
   constructor() {
     const r = this.registry;
@@ -54,6 +55,7 @@ export class Metrics implements DeliveryObserver {
       registers: [r],
     });
     this.queueDepth = new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames: ['output', 'type'], registers: [r] });
+    this.outputStats = new Gauge({ name: 'falco_router_output_events_total', help: "Adapter counters since start, by output and kind (e.g. CloudWatch's rejectedTooOld, truncated, recreated)", labelNames: ['output', 'type', 'stat'], registers: [r] });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
     this.deadLetterDepth = new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames: ['output', 'type'], registers: [r] });
   }
@@ -71,6 +73,12 @@ export class Metrics implements DeliveryObserver {
     };
     (this.queueDepth as unknown as { collect: () => Promise<void> }).collect = collect(this.queueDepth, (n) => queue.depth(n));
     (this.deadLetterDepth as unknown as { collect: () => Promise<void> }).collect = collect(this.deadLetterDepth, (n) => queue.deadLetterCount(n));
+    (this.outputStats as unknown as { collect: () => void }).collect = () => {
+      this.outputStats.reset();
+      for (const w of workers()) {
+        for (const [stat, v] of Object.entries(w.output.stats ?? {})) this.outputStats.set({ output: w.instance.name, type: w.instance.type, stat }, v);
+      }
+    };
   }
 
   attempt(output: string, type: string, outcome: 'ok' | FailureReason): void {
