@@ -29,7 +29,7 @@ export interface Output {
    */
   sendSummary?(events: readonly StoredEvent[], ctx: SendContext): Promise<void>;
   /** Counters of the adapter's own (e.g. events CloudWatch rejected), exported as falco_router_output_events_total. */
-  readonly stats?: Readonly<Record<string, number>>;
+  readonly stats?: object;
   close?(): Promise<void>;
 }
 

@@ -76,7 +76,7 @@ export class Metrics implements DeliveryObserver {
     (this.outputStats as unknown as { collect: () => void }).collect = () => {
       this.outputStats.reset();
       for (const w of workers()) {
-        for (const [stat, v] of Object.entries(w.output.stats ?? {})) this.outputStats.set({ output: w.instance.name, type: w.instance.type, stat }, v);
+        for (const [stat, v] of Object.entries(w.output.stats ?? {})) if (typeof v === 'number') this.outputStats.set({ output: w.instance.name, type: w.instance.type, stat }, v);
       }
     };
   }
