@@ -9,7 +9,7 @@ const RULES: Array<[string, string, string]> = [
 ];
 
 export function benchEvent(n: number): string {
-  const [rule, priority, text] = RULES[n % RULES.length];
+  const [rule, priority, text] = RULES[((n % RULES.length) + RULES.length) % RULES.length];
   const ns = 1743606903434319636n + BigInt(n) * 1000n;
   return (
     `{"hostname":"node-${n % 7}","output":"15:15:03.434319636: ${priority} ${text} (user=root user_loginuid=-1 process=cat proc_exepath=/usr/bin/cat parent=bash command=cat /etc/shadow terminal=34817 container_id=3f1a2b4c5d6e container_name=payments-api n=${n})",` +
