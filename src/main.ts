@@ -1,7 +1,7 @@
 /** CLI entry: `falco-router [-c FILE]`, `falco-router check-config [-c FILE]`. */
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync, watch } from 'node:fs';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
 import { outputTypes } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
@@ -131,7 +131,10 @@ function watchConfig(file: string, onChange: () => void): void {
     }
   };
   try {
-    watch(dirname(resolvePath(file)), { persistent: false }, () => {
+    const base = basename(file);
+    watch(dirname(resolvePath(file)), { persistent: false }, (_event, name) => {
+      // The file itself, or Kubernetes' ..data symlink swap of a mounted ConfigMap.
+      if (name !== null && name !== base && !String(name).startsWith('..')) return;
       clearTimeout(timer);
       timer = setTimeout(check, 300);
     });
