@@ -14,24 +14,11 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { STSClient, AssumeRoleCommand, GetCallerIdentityCommand, type STSClientConfig } from '@aws-sdk/client-sts';
 import type { Logger } from 'pino';
-import { bool } from '../../src/config/fields.ts';
+import { bool, optionalHttpUrl } from '../../src/config/fields.ts';
 import type { FalcosidekickKeys } from '../types.ts';
 import { awsErrorCode } from './errors.ts';
 
-const optionalUrl = z
-  .string()
-  .default('')
-  .superRefine((v, ctx) => {
-    if (v === '') return;
-    let ok = false;
-    try {
-      const u = new URL(v);
-      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-    } catch {
-      ok = false;
-    }
-    if (!ok) ctx.addIssue({ code: 'custom', message: 'is not an http(s) URL' });
-  });
+
 
 /** Settings every AWS output accepts; spread into the output's own z.object. */
 export const awsSettingsShape = {
@@ -47,9 +34,9 @@ export const awsSettingsShape = {
   /** STS GetCallerIdentity at start; a failure disables the output. */
   checkidentity: bool.default(true),
   /** Service endpoint (VPC endpoint, LocalStack, a test fake); empty means the SDK's. */
-  endpoint: optionalUrl,
+  endpoint: optionalHttpUrl,
   /** STS endpoint for AssumeRole and the identity check; empty means the SDK's. */
-  stsendpoint: optionalUrl,
+  stsendpoint: optionalHttpUrl,
 };
 
 const settingsObject = z.object(awsSettingsShape);

@@ -18,16 +18,26 @@ export const int = (min: number, max: number) =>
     .min(min, { message: `must be at least ${min}` })
     .max(max, { message: `must be at most ${max}` });
 
-export const httpUrl = z.string({ message: 'is required' }).superRefine((v, ctx) => {
-  let ok = false;
+function isHttpUrl(v: string): boolean {
   try {
     const u = new URL(v);
-    ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
   } catch {
-    ok = false;
+    return false;
   }
-  if (!ok) ctx.addIssue({ code: 'custom', message: 'is not an http(s) URL' });
+}
+
+export const httpUrl = z.string({ message: 'is required' }).superRefine((v, ctx) => {
+  if (!isHttpUrl(v)) ctx.addIssue({ code: 'custom', message: 'is not an http(s) URL' });
 });
+
+/** An http(s) URL, or '' for "not set". */
+export const optionalHttpUrl = z
+  .string()
+  .default('')
+  .superRefine((v, ctx) => {
+    if (v !== '' && !isHttpUrl(v)) ctx.addIssue({ code: 'custom', message: 'is not an http(s) URL' });
+  });
 
 export const stringMap = z.record(z.string(), z.coerce.string());
 
