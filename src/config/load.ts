@@ -9,6 +9,7 @@ import type { z } from 'zod';
 import { globalSchema, instanceCommon, COMMON_KEYS, GLOBAL_ENV_KEYS, MAP_KEYS, type GlobalConfig, type DeliverySettings } from './schema.ts';
 import type { OutputType } from '../../outputs/types.ts';
 import { compileTemplate, type CompiledTemplate } from '../event/template.ts';
+import { priorityName } from '../event/priority.ts';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -276,6 +277,7 @@ export function maskedOutputs(cfg: RouterConfig, types: readonly OutputType<any>
     const secrets = types.find((t) => t.type === o.type)?.secrets ?? [];
     const settings: Raw = {};
     for (const [k, v] of Object.entries(o.settings)) settings[k] = secrets.includes(k) && v !== '' ? '***' : v;
-    return { name: o.name, type: o.type, minimumpriority: o.minimumpriority, delivery: o.delivery, settings };
+    const minimumpriority = o.minimumpriority === 0 ? '' : priorityName(o.minimumpriority);
+    return { name: o.name, type: o.type, minimumpriority, delivery: o.delivery, settings };
   });
 }
