@@ -175,7 +175,9 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     (stopping ??= (async () => {
       const grace = cfg.shutdown.graceperiod;
       await Promise.all([server.close(), plain?.close()]);
+      logger.info('ingest closed; stopping deliveries');
       await Promise.all(workers.map((w) => w.stop(grace, { drain: true })));
+      logger.info('deliveries stopped');
       if (queue.kind === 'memory') {
         for (const w of workers) {
           const left = await queue.depth(w.instance.name);
