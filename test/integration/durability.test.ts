@@ -49,9 +49,10 @@ async function spawnRouter(configFile: string): Promise<Proc> {
   return { url, child, output };
 }
 
-/** Exit code, or a failure with the process's output when it does not exit within 20 s. */
+/** Exit code (null when a signal ended it), or a failure with the process's output when it does not exit within 30 s. */
 function exited(p: Proc): Promise<number | null> {
-  if (p.child.exitCode !== null) return Promise.resolve(p.child.exitCode);
+  // A process ended by a signal keeps exitCode null: signalCode says it is gone.
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve(p.child.exitCode);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       p.child.kill('SIGKILL');
@@ -127,10 +128,10 @@ test('a router killed with SIGKILL mid-stream delivers every acknowledged event 
       'every acknowledged event after restart',
     );
   } finally {
-    // Graceful stops are asserted by the other tests here; this one is about the restart.
-    second.child.kill('SIGKILL');
+    second.child.kill('SIGTERM');
     await sink.close();
   }
+  assert.equal(await exited(second), 0, 'SIGTERM stops the restarted router with exit code 0');
 });
 
 test('two router processes on one Redis deliver each event once per output', { timeout: 90_000 }, async () => {
