@@ -124,11 +124,18 @@ test('a reload swaps an output’s address without losing what was queued or in 
     for (let i = 30; i < 40; i++) assert.equal((await r.post(falcoEvent(i))).status, 200);
     const atNew = () => new Set(fresh.delivered().map(markerOf));
     await waitFor(() => atNew().size === 40, 10_000, 'all 40 events, queued before and after the reload, at the new address');
-    const metrics = await (await fetch(`${r.url}/metrics`)).text();
-    assert.match(metrics, /falco_router_delivery_attempts_total\{output="hook",type="webhook",outcome="serverError"\} [1-9]/);
-    assert.match(metrics, /falco_router_events_delivered_total\{output="hook",type="webhook"\} 40/);
-    assert.match(metrics, /falcosecurity_falcosidekick_outputs_total\{destination="added",status="ok"\} 10/);
-    assert.match(metrics, /falco_router_queue_depth\{output="hook",type="webhook"\} 0/);
+    // The sink sees a request before the router has read the answer: wait for the counters.
+    const scrape = async () => (await fetch(`${r.url}/metrics`)).text();
+    const expected = [
+      /falco_router_delivery_attempts_total\{output="hook",type="webhook",outcome="serverError"\} [1-9]/,
+      /falco_router_events_delivered_total\{output="hook",type="webhook"\} 40/,
+      /falcosecurity_falcosidekick_outputs_total\{destination="added",status="ok"\} 10/,
+      /falco_router_queue_depth\{output="hook",type="webhook"\} 0/,
+    ];
+    await waitFor(async () => {
+      const text = await scrape();
+      return expected.every((re) => re.test(text));
+    }, 10_000, 'the delivery metrics');
   } finally {
     await r.stop();
     await old.close();
