@@ -139,7 +139,9 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     );
     const before = new Map(workers.map((w) => [w.instance.name, w]));
     const wanted = new Map(next.outputs.map((o) => [o.name, o]));
-    const same = (w: DeliveryWorker, o: OutputInstance) => w.instance.type === o.type && JSON.stringify(w.instance) === JSON.stringify(o);
+    // `origin` (outputs[i]) only says where the instance was written: moving it in the list changes nothing.
+    const comparable = ({ origin: _origin, ...rest }: OutputInstance) => JSON.stringify(rest);
+    const same = (w: DeliveryWorker, o: OutputInstance) => w.instance.type === o.type && comparable(w.instance) === comparable(o);
     const removed = [...before.keys()].filter((n) => !wanted.has(n));
     const changed = [...wanted.keys()].filter((n) => before.has(n) && !same(before.get(n)!, wanted.get(n)!));
     const added = [...wanted.keys()].filter((n) => !before.has(n) && !disabled.some((d) => d.name === n));

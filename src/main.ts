@@ -72,7 +72,11 @@ async function main(): Promise<number> {
   if (!router) return 1;
 
   const file = args.values['config-file'];
+  let watcher: ConfigWatcher | undefined;
   const reload = async (why: string) => {
+    // This reload reads the file as it is now: the watcher must not reload the same content again
+    // (a SIGHUP sent after editing the file would otherwise reload, and refuse or count, twice).
+    watcher?.sync();
     let next;
     try {
       next = loadConfig({ file, types: outputTypes });
@@ -93,7 +97,7 @@ async function main(): Promise<number> {
     reloading = reloading.then(() => reload(why));
   };
   process.on('SIGHUP', () => queueReload('SIGHUP'));
-  if (file) watchConfig(file, () => queueReload('file changed'));
+  if (file) watcher = watchConfig(file, () => queueReload('file changed'));
 
   return new Promise<number>((resolve) => {
     const onSignal = (sig: string) => {
@@ -119,8 +123,13 @@ async function main(): Promise<number> {
   });
 }
 
+interface ConfigWatcher {
+  /** Records the file's current content as seen, so that only later changes call onChange. */
+  sync(): void;
+}
+
 /** Calls onChange once things settle after the file (or the directory entry, for ConfigMap symlink swaps) changes. */
-function watchConfig(file: string, onChange: () => void): void {
+function watchConfig(file: string, onChange: () => void): ConfigWatcher {
   let timer: NodeJS.Timeout | undefined;
   let last = safeRead(file);
   const check = () => {
@@ -141,6 +150,11 @@ function watchConfig(file: string, onChange: () => void): void {
   } catch {
     /* no file watching here: SIGHUP still works */
   }
+  return {
+    sync: () => {
+      last = safeRead(file);
+    },
+  };
 }
 
 function safeRead(file: string): string {

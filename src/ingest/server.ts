@@ -214,16 +214,16 @@ function registerDeadLetterApi(
   unauthorized: (reply: FastifyReply) => FastifyReply,
 ): void {
   const known = (name: string) => deps.live().outputs.some((o) => o.name === name);
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.url.startsWith('/api/') && !authorized(req)) return unauthorized(reply);
-  });
-  app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', async (req, reply) => {
+  // On the routes themselves, not on the raw URL: the router decodes the path before matching, so
+  // a check of req.url would let /%61pi/v1/deadletters/… through without the token.
+  const guard = { onRequest: async (req: FastifyRequest, reply: FastifyReply) => (authorized(req) ? undefined : unauthorized(reply)) };
+  app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', guard, async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
     const limit = Math.min(Number(req.query.limit ?? 100) || 100, 10_000);
     const items = await deps.queue.listDeadLetters(req.params.output, limit);
     return { output: req.params.output, count: await deps.queue.deadLetterCount(req.params.output), items };
   });
-  app.post<{ Params: { output: string } }>('/api/v1/deadletters/:output/requeue', async (req, reply) => {
+  app.post<{ Params: { output: string } }>('/api/v1/deadletters/:output/requeue', guard, async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
     let ids: string[] | undefined;
     const raw = (req.body as Buffer | undefined)?.toString('utf8').trim();

@@ -33,12 +33,12 @@ export async function startTestRouter(yaml: string, env: Record<string, string> 
     },
   });
   const router = await startRouter(cfg, outputTypes, createLogger('debug', sink));
-  return {
-    ...router,
+  // Onto the router itself, not a spread copy: a copy would freeze `workers` (a getter) at its start value.
+  return Object.assign(router, {
     logs,
-    async post(body, init = {}) {
+    async post(body: string, init: { path?: string; headers?: Record<string, string> } = {}) {
       const res = await fetch(`${router.url}${init.path ?? '/'}`, { method: 'POST', body, headers: init.headers });
       return { status: res.status, body: await res.text() };
     },
-  };
+  });
 }
