@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { CompiledTemplate } from './template.ts';
-import { decodeEvent, checkEvent, type FalcoEvent } from './falco-event.ts';
+import { decodeEvent, checkEvent, serializeEvent, type FalcoEvent } from './falco-event.ts';
 import { stringifyLossless } from './json.ts';
 
 export interface EnrichSettings {
@@ -13,13 +13,19 @@ export interface EnrichSettings {
 
 export type Warn = (msg: string, extra?: Record<string, unknown>) => void;
 
-/** Decode, enrich and check one alert body, in falcosidekick's order (compat §2.4). */
-export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn): Promise<FalcoEvent> {
+/**
+ * Decode, enrich and check one alert body, in falcosidekick's order (compat §2.4); `json` is the
+ * event as stored and sent to webhooks.
+ */
+export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn): Promise<{ event: FalcoEvent; json: string }> {
   const ev = decodeEvent(body);
+  // The fields' text is kept only while no step below changes them.
+  let keptText = ev.fieldsText;
   const customPairs: string[] = [];
   for (const [k, v] of Object.entries(s.customfields)) {
     ev.output_fields[k] = v;
     customPairs.push(`${k}=${v}`);
+    keptText = undefined;
   }
   if (s.customtags.length > 0) ev.tags = [...ev.tags, ...s.customtags];
   if (ev.rule === 'Test rule') ev.source = 'internal';
@@ -36,15 +42,19 @@ export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn
     }
     ev.output_fields[k] = value;
     templatedPairs.push(`${k}=${value}`);
+    keptText = undefined;
   }
   if (ev.tags.length > 1) ev.tags = [...ev.tags].sort();
-  if (s.bracketreplacer !== '') ev.output_fields = replaceBrackets(ev.output_fields, s.bracketreplacer);
+  if (s.bracketreplacer !== '') {
+    ev.output_fields = replaceBrackets(ev.output_fields, s.bracketreplacer);
+    keptText = undefined;
+  }
   if (s.outputfieldformat !== '') {
     ev.output = formatOutput(ev.output, ev.priority, s.outputfieldformat, customPairs, templatedPairs, ev.tags);
   }
   const checked = checkEvent(ev);
-  truncateLongFields(checked);
-  return checked;
+  if (truncateLongFields(checked)) keptText = undefined;
+  return { event: checked, json: serializeEvent(checked, keptText) };
 }
 
 function replaceBrackets(fields: Record<string, unknown>, replacer: string): Record<string, unknown> {
@@ -88,21 +98,22 @@ const KEEP = 507;
  * falcosidekick cuts long string fields when the payload is over 4 KiB. Unlike it, we cut at a
  * character boundary so the result is still valid UTF-8.
  */
-function truncateLongFields(ev: FalcoEvent): void {
+function truncateLongFields(ev: FalcoEvent): boolean {
   // Only fields over 512 bytes are ever cut: without one, skip measuring the payload.
   let long = false;
   for (const k in ev.output_fields) {
     const v = ev.output_fields[k];
     if (typeof v === 'string' && v.length > MAX_FIELD / 3 && Buffer.byteLength(v) > MAX_FIELD) long = true;
   }
-  if (!long) return;
-  if (Buffer.byteLength(stringifyLossless(ev)) <= MAX_PAYLOAD) return;
+  if (!long) return false;
+  if (Buffer.byteLength(stringifyLossless(ev)) <= MAX_PAYLOAD) return false;
   for (const [k, v] of Object.entries(ev.output_fields)) {
     if (typeof v !== 'string' || Buffer.byteLength(v) <= MAX_FIELD) continue;
     const cut = cutUtf8(v, KEEP) + '[...]';
     ev.output_fields[k] = cut;
     if (ev.output.includes(v)) ev.output = ev.output.replaceAll(v, cut);
   }
+  return true;
 }
 
 function cutUtf8(s: string, maxBytes: number): string {

@@ -1,4 +1,4 @@
-import { parseLossless, stringifyLossless, isLosslessNumber } from './json.ts';
+import { parseLossless, parseLosslessKeepingText, stringifyLossless, escapeHtml, isLosslessNumber } from './json.ts';
 import { priorityLevel, priorityName, type Priority } from './priority.ts';
 
 /** An alert after validation and enrichment: falcosidekick's FalcoPayload. */
@@ -20,7 +20,11 @@ export interface FalcoEvent {
 export class BadEventError extends Error {}
 
 const STRING_FIELDS = ['uuid', 'output', 'rule', 'source', 'hostname'] as const;
-type Decoded = Omit<FalcoEvent, 'priority'> & { priority: string };
+type Decoded = Omit<FalcoEvent, 'priority'> & {
+  priority: string;
+  /** output_fields as they arrived, when that text is what serializeEvent would write for them. */
+  fieldsText?: string;
+};
 
 /**
  * Decodes the JSON of one alert the way falcosidekick's decoder does (keys case-insensitive,
@@ -28,8 +32,9 @@ type Decoded = Omit<FalcoEvent, 'priority'> & { priority: string };
  */
 export function decodeEvent(text: string): Decoded {
   let raw: unknown;
+  let keptText: string | undefined;
   try {
-    raw = parseLossless(text);
+    ({ value: raw, keptText } = parseLosslessKeepingText(text, 'output_fields'));
   } catch (err) {
     throw new BadEventError(`the body is not valid JSON (${(err as Error).message})`);
   }
@@ -66,6 +71,7 @@ export function decodeEvent(text: string): Decoded {
     }
   }
   if (ev.time !== '') ev.time = normaliseTime(ev.time);
+  ev.fieldsText = keptText;
   return ev;
 }
 
@@ -77,7 +83,8 @@ export function checkEvent(ev: Decoded): FalcoEvent {
   if (ev.rule === '') throw new BadEventError('"rule" is missing or empty');
   if (ev.time === '') throw new BadEventError('"time" is missing');
   if (Object.keys(ev.output_fields).length === 0) throw new BadEventError('"output_fields" is missing or empty');
-  return { ...ev, priority: priorityName(level) };
+  const { uuid, output, rule, time, output_fields, source, tags, hostname } = ev;
+  return { uuid, output, priority: priorityName(level), rule, time, output_fields, source, tags, hostname };
 }
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/;
@@ -112,7 +119,16 @@ export function eventTimeMs(time: string): number {
  * The event as falcosidekick's webhook body (without the trailing newline): key order of
  * FalcoPayload, output_fields sorted, tags and hostname omitted when empty, HTML-escaped.
  */
-export function serializeEvent(ev: FalcoEvent): string {
+export function serializeEvent(ev: FalcoEvent, fieldsText?: string): string {
+  if (fieldsText !== undefined) {
+    // The same text as below, with output_fields as they arrived (most of an event's bytes):
+    // only for text that is already what the generic path writes (parseLosslessKeepingText).
+    const q = JSON.stringify;
+    let text = `{"uuid":${q(ev.uuid)},"output":${q(ev.output)},"priority":${q(ev.priority)},"rule":${q(ev.rule)},"time":${q(ev.time)},"output_fields":${fieldsText},"source":${q(ev.source)}`;
+    if (ev.tags.length > 0) text += `,"tags":${q(ev.tags)}`;
+    if (ev.hostname !== '') text += `,"hostname":${q(ev.hostname)}`;
+    return escapeHtml(text + '}');
+  }
   const out: Record<string, unknown> = {
     uuid: ev.uuid,
     output: ev.output,

@@ -29,9 +29,22 @@ class ExactNumber extends LosslessNumber {
 }
 
 export function parseLossless(text: string): unknown {
-  if (MARK_IN_TEXT.test(text)) throw new SyntaxError('the sequence \\u0000#LN# is reserved');
-  const spans = unsafeNumbers(text);
-  if (spans === null) return JSON.parse(text);
+  return parseLosslessKeepingText(text, '').value;
+}
+
+/**
+ * parseLossless, plus the exact text of the top-level object's `key` value when that text is
+ * already what stringifyLossless would write for it with its keys sorted (flat object, sorted
+ * unique keys, no whitespace, numbers and string escapes as JSON.stringify writes them). Falco
+ * sends its output_fields that way, so ingest can store that text as it came instead of
+ * re-serialising the largest part of every event.
+ */
+export function parseLosslessKeepingText(text: string, key: string): { value: unknown; keptText?: string } {
+  if (text.includes('#LN#') && MARK_IN_TEXT.test(text)) throw new SyntaxError('the sequence \\u0000#LN# is reserved');
+  const s = scan(text, key);
+  const keptText = s.kept ? text.slice(s.kept[0], s.kept[1]) : undefined;
+  const spans = s.unsafe;
+  if (spans === null) return { value: JSON.parse(text), keptText };
   let marked = '';
   let last = 0;
   for (let i = 0; i < spans.length; i += 2) {
@@ -39,45 +52,158 @@ export function parseLossless(text: string): unknown {
     last = spans[i + 1];
   }
   marked += text.slice(last);
-  return revive(JSON.parse(marked));
+  return { value: revive(JSON.parse(marked)), keptText };
 }
 
-/** Start and end offsets of number tokens outside strings that a double may not keep exactly. */
-function unsafeNumbers(text: string): number[] | null {
-  let spans: number[] | null = null;
+interface Scan {
+  /** Start and end offsets of number tokens outside strings that a double may not keep exactly. */
+  unsafe: number[] | null;
+  /** [start, end) of the canonical text of the top-level `key` value. */
+  kept: [number, number] | null;
+}
+
+const isSpace = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+
+/**
+ * One pass over the text outside strings (strings are skipped with indexOf): finds the unsafe
+ * number tokens and, for `key`, whether its value's text is canonical. Syntax is left to
+ * JSON.parse, which runs next; on valid JSON a string followed by ':' is a key.
+ */
+function scan(text: string, key: string): Scan {
+  let unsafe: number[] | null = null;
   const n = text.length;
+  let depth = 0;
   let i = 0;
+  /** Where the key's value is: 0 not reached, 1 next, 2 inside its object, 3 past it. */
+  let at = 0;
+  let keyCount = 0;
+  let canonical = key !== '';
+  let start = -1;
+  let end = -1;
+  let prevFrom = -1;
+  let prevTo = -1;
+  /** The next backslash at or after the current string, so the text is searched once. */
+  let nextBackslash = -1;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 34) {
-      // Skip the string: find its closing quote, one not escaped by an odd run of backslashes.
-      i++;
+      const from = i + 1;
+      let j = from;
       for (;;) {
-        const j = text.indexOf('"', i);
-        if (j < 0) return spans;
+        j = text.indexOf('"', j);
+        if (j < 0) return { unsafe, kept: null };
         let k = j - 1;
         while (text.charCodeAt(k) === 92) k--;
-        i = j + 1;
         if ((j - 1 - k) % 2 === 0) break;
+        j++;
+      }
+      i = j + 1;
+      if (key === '' || (depth !== 1 && !(at === 2 && depth === 2))) continue;
+      if (nextBackslash < from && nextBackslash !== n) {
+        nextBackslash = text.indexOf('\\', from);
+        if (nextBackslash < 0) nextBackslash = n;
+      }
+      const escaped = nextBackslash < j;
+      let k = i;
+      while (isSpace(text.charCodeAt(k))) k++;
+      const isKey = text.charCodeAt(k) === 58;
+      if (depth === 1) {
+        if (!isKey) {
+          if (at === 1) at = 3;
+          continue;
+        }
+        if (j - from !== key.length && !escaped) continue;
+        const name = text.slice(from, j);
+        if (name === key) {
+          keyCount++;
+          at = 1;
+        } else if (escaped || name.toLowerCase() === key) {
+          canonical = false;
+        }
+      } else if (isKey) {
+        if (escaped || (prevFrom >= 0 && compareRanges(text, prevFrom, prevTo, from, j) >= 0)) canonical = false;
+        prevFrom = from;
+        prevTo = j;
+      } else if (escaped && !canonicalEscapes(text, from, j)) {
+        canonical = false;
       }
       continue;
     }
+    if (c === 123 || c === 91) {
+      depth++;
+      if (at === 1) {
+        if (c === 123 && depth === 2) start = i;
+        else canonical = false;
+        at = 2;
+      } else if (at === 2) canonical = false;
+      i++;
+      continue;
+    }
+    if (c === 125 || c === 93) {
+      if (at === 2 && depth === 2) {
+        at = 3;
+        end = i + 1;
+      }
+      depth--;
+      i++;
+      continue;
+    }
     if (c === 45 || (c >= 48 && c <= 57)) {
-      const start = i;
+      const from = i;
       let digits = 0;
       let exponent = false;
+      let fraction = false;
       for (; i < n; i++) {
         const d = text.charCodeAt(i);
         if (d >= 48 && d <= 57) digits++;
         else if (d === 101 || d === 69) exponent = true;
-        else if (d !== 45 && d !== 43 && d !== 46) break;
+        else if (d === 46) fraction = true;
+        else if (d !== 45 && d !== 43) break;
       }
-      if (digits > 15 || exponent) (spans ??= []).push(start, i);
+      if (digits > 15 || exponent) (unsafe ??= []).push(from, i);
+      else if (at === 2 && (fraction || (c === 45 && text.charCodeAt(from + 1) === 48))) {
+        // JSON.stringify writes 1.50 as 1.5 and -0 as 0.
+        const t = text.slice(from, i);
+        if (String(Number(t)) !== t) canonical = false;
+      }
+      if (at === 1) at = 3;
       continue;
     }
+    if (at === 2 && isSpace(c)) canonical = false;
+    else if (at === 1 && !isSpace(c) && c !== 58) at = 3;
     i++;
   }
-  return spans;
+  return { unsafe, kept: canonical && keyCount === 1 && start >= 0 && end > start ? [start, end] : null };
+}
+
+/** Compares text[a, aEnd) with text[b, bEnd) as strings compare (UTF-16 code units). */
+function compareRanges(text: string, a: number, aEnd: number, b: number, bEnd: number): number {
+  const n = Math.min(aEnd - a, bEnd - b);
+  for (let i = 0; i < n; i++) {
+    const d = text.charCodeAt(a + i) - text.charCodeAt(b + i);
+    if (d !== 0) return d;
+  }
+  return aEnd - a - (bEnd - b);
+}
+
+/** True when every escape in text[from, to) is written as JSON.stringify plus Go's HTML escaping would write it. */
+function canonicalEscapes(text: string, from: number, to: number): boolean {
+  for (let i = text.indexOf('\\', from); i !== -1 && i < to; i = text.indexOf('\\', i + 2)) {
+    const e = text.charCodeAt(i + 1);
+    // " \ b f n r t
+    if (e === 34 || e === 92 || e === 98 || e === 102 || e === 110 || e === 114 || e === 116) {
+      i++;
+      continue;
+    }
+    if (e !== 117) return false;
+    const hex = text.slice(i + 2, i + 6);
+    if (!/^[0-9a-f]{4}$/.test(hex)) return false;
+    const code = parseInt(hex, 16);
+    const short = code === 8 || code === 9 || code === 10 || code === 12 || code === 13;
+    if (!((code < 0x20 && !short) || code === 0x3c || code === 0x3e || code === 0x26 || code === 0x2028 || code === 0x2029)) return false;
+    i += 4;
+  }
+  return true;
 }
 
 function revive(value: unknown): unknown {
@@ -114,6 +240,11 @@ const HTML_ESCAPES: Record<string, string> = {
 export function stringifyLossless(value: unknown): string {
   let text = JSON.stringify(value) ?? 'null';
   if (text.includes('#LN#')) text = text.replace(MARKED_OUTPUT, '$1');
+  return escapeHtml(text);
+}
+
+/** Go's HTML escaping of JSON text; these characters only occur inside JSON strings. */
+export function escapeHtml(text: string): string {
   return HTML_UNSAFE.test(text) ? text.replace(HTML_UNSAFE_ALL, (c) => HTML_ESCAPES[c]) : text;
 }
 

@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAndEnrich, type EnrichSettings } from '../event/enrich.ts';
-import { BadEventError, serializeEvent, type FalcoEvent } from '../event/falco-event.ts';
+import { BadEventError, type FalcoEvent } from '../event/falco-event.ts';
 import { priorityLevel } from '../event/priority.ts';
 import { routeEvent, type RoutableOutput } from '../route/route.ts';
 import { QueueUnavailableError, type QueueDriver } from '../queue/types.ts';
@@ -110,13 +110,13 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       return reject('plainText', 'the body is a plain-text Falco alert, not JSON; set json_output: true (and json_include_output_property: true) in falco.yaml');
     }
     let ev: FalcoEvent;
+    let json: string;
     try {
-      ev = await parseAndEnrich(body, live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg));
+      ({ event: ev, json } = await parseAndEnrich(body, live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg)));
     } catch (err) {
       if (err instanceof BadEventError) return reject('invalidEvent', err.message);
       throw err;
     }
-    const json = serializeEvent(ev);
     if (live.debug) logger.debug({ payload: json }, "Falco's payload");
     const targets = routeEvent(ev, live.outputs);
     try {

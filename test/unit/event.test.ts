@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAndEnrich, type EnrichSettings } from '../../src/event/enrich.ts';
+import { parseAndEnrich as enrichToJson, type EnrichSettings } from '../../src/event/enrich.ts';
 import { BadEventError, serializeEvent, deserializeEvent, eventTimeMs } from '../../src/event/falco-event.ts';
 import { compileTemplate } from '../../src/event/template.ts';
 import { F1, F6 } from '../fixtures/events.ts';
 
 const none: EnrichSettings = { customfields: {}, customtags: [], templatedfields: {}, bracketreplacer: '', outputfieldformat: '' };
 const noWarn = () => {};
+const parseAndEnrich = async (body: string, s: EnrichSettings, warn: typeof noWarn) => (await enrichToJson(body, s, warn)).event;
 
 async function rejects(body: string, message: RegExp, s = none) {
   await assert.rejects(parseAndEnrich(body, s, noWarn), (err: unknown) => {
@@ -130,4 +131,45 @@ test('keeps every unsafe number exact, wherever it sits, and leaves strings alon
   assert.equal(back, text);
   assert.throws(() => parseLossless('{"a":"\\u0000#LN#1"}'), /reserved/);
   assert.throws(() => parseLossless('{"a":01234567890123456789}'), /invalid number/);
+});
+
+test('stores output_fields as they arrived only when that is byte-for-byte what re-serialising writes', async () => {
+  const { parseLosslessKeepingText } = await import('../../src/event/json.ts');
+  const { falcoEvent } = await import('../fixtures/events.ts');
+  const wrap = (fields: string) => `{"output":"o <b> & c","priority":"Warning","rule":"r","time":"2025-04-02T15:15:03.1Z","output_fields":${fields},"tags":["b","a"]}`;
+  // [fields text, kept as it came?]
+  const cases: Array<[string, boolean]> = [
+    ['{"a":"x","b":1,"c":-1,"d":1507591916746609046,"e":null,"f":true,"g":1.5,"h":1e5}', true],
+    ['{"a":"q\\"uo\\\\te\\n\\t\\u001b\\u003c<&>","b":"\\u2028"}', true],
+    ['{"b":1,"a":2}', false],
+    ['{"a":1,"a":2}', false],
+    ['{"a": 1}', false],
+    ['{"a":1.50}', false],
+    ['{"a":-0}', false],
+    ['{"a":"\\/"}', false],
+    ['{"a":"\\u00e9"}', false],
+    ['{"a":"\\u001B"}', false],
+    ['{"a\\u0062":1}', false],
+    ['{"a":[1,2]}', false],
+    ['{"a":{"b":1}}', false],
+  ];
+  for (const [fields, kept] of cases) {
+    const body = wrap(fields);
+    assert.equal(parseLosslessKeepingText(body, 'output_fields').keptText !== undefined, kept, fields);
+    const { event, json } = await enrichToJson(body, none, noWarn);
+    assert.equal(json, serializeEvent(event), fields);
+  }
+  // Key case variants and repeated keys are decoded as falcosidekick does, never taken as they came.
+  for (const body of [
+    '{"priority":"Warning","rule":"r","time":"2025-04-02T15:15:03Z","output_fields":{"a":1},"Output_Fields":{"b":2}}',
+    '{"priority":"Warning","rule":"r","time":"2025-04-02T15:15:03Z","output_fields":{"a":1},"output_fields":{"b":2}}',
+  ]) {
+    assert.equal(parseLosslessKeepingText(body, 'output_fields').keptText, undefined);
+    assert.match((await enrichToJson(body, none, noWarn)).json, /"output_fields":\{"b":2\}/);
+  }
+  // Falco's own events take the fast path; enrichment that changes the fields leaves it.
+  assert.notEqual(parseLosslessKeepingText(falcoEvent(1), 'output_fields').keptText, undefined);
+  const fast = await enrichToJson(falcoEvent(1), none, noWarn);
+  assert.equal(fast.json, serializeEvent(fast.event));
+  assert.match((await enrichToJson(falcoEvent(1), { ...none, customfields: { zz: 'added' } }, noWarn)).json, /"zz":"added"\}/);
 });
