@@ -1,5 +1,11 @@
 /**
- * AWS SNS (falcosidekick's `aws.sns.*`): one Publish per event.
+ * AWS SNS (falcosidekick's `aws.sns.*`): one message per event, published with PublishBatch. The
+ * delivery worker hands send() up to 100 events; they are cut into calls of at most 10 entries and
+ * 256 KiB in total (message, attributes and subject). Each entry reports its own result: entries
+ * that went out are remembered, so the worker's retry of the batch does not publish them twice;
+ * failed entries retry (SenderFault=false, e.g. throttling or an internal error) or fail the batch
+ * as refused (SenderFault=true, reason naming the events, SNS's code and message). A call refused
+ * as a whole for a bad request is repeated one message per call, so that only the bad one fails.
  *
  * - `rawjson: true`: Message is the event JSON (as the webhook body), no attributes.
  * - default: Message is `output`, with message attributes (compat §4.3) for subscription filter
@@ -15,18 +21,26 @@
  * - an optional `subject` Go template (SNS: under 100 characters, no line breaks);
  * - FIFO topics (`.fifo`): MessageGroupId from the `messagegroupid` template (default: the rule)
  *   and a MessageDeduplicationId derived from the event, so a retried publish is not delivered twice;
- * - messages over 256 KiB (with attributes) are shortened with a marker.
+ * - messages over 256 KiB (with attributes and subject) are shortened with a marker;
+ * - batching (falcosidekick makes one Publish per event).
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { SNSClient, PublishCommand, type MessageAttributeValue } from '@aws-sdk/client-sns';
-import type { OutputType, Output, StoredEvent, SendContext, OutputDeps, FalcoEvent } from './types.ts';
+import {
+  SNSClient,
+  PublishBatchCommand,
+  type BatchResultErrorEntry,
+  type MessageAttributeValue,
+  type PublishBatchCommandOutput,
+  type PublishBatchRequestEntry,
+} from '@aws-sdk/client-sns';
+import { OutputError, type OutputType, type Output, type StoredEvent, type SendContext, type OutputDeps, type FalcoEvent } from './types.ts';
 import { bool, stringList } from '../src/config/fields.ts';
 import { serializeEvent } from '../src/event/falco-event.ts';
 import { isLosslessNumber } from '../src/event/json.ts';
 import { compileTemplate, type CompiledTemplate } from '../src/event/template.ts';
 import { awsSettingsShape, setupAws, AWS_SHARED_KEYS, AWS_OUTPUT_KEYS, AWS_SECRETS, type AwsSetup } from './aws/credentials.ts';
-import { classifyAwsError } from './aws/errors.ts';
+import { classifyAwsError, awsErrorCode, isThrottlingCode } from './aws/errors.ts';
 import { fitEventJson, truncateText } from './aws/truncate.ts';
 
 export const SNS_LIMITS = {
@@ -36,7 +50,23 @@ export const SNS_LIMITS = {
   /** "must be less than 100 characters long". */
   subjectChars: 99,
   fifoIdChars: 128,
+  /** PublishBatch: entries per call, and their total size (message, attributes and subject), bytes. */
+  batchEntries: 10,
+  batchBytes: 262_144,
 } as const;
+
+/**
+ * PublishBatch calls of one send() in flight at once, standard topics (FIFO: one at a time).
+ * Measured with the real SDK against a local SNS answering after 20 ms (a same-region round trip),
+ * sends of 100 events: one send alone takes 228 ms with 1 call at a time, 99 ms with 3, 56 ms with
+ * 5, 33 ms with 10; with 8 sends in flight the process is CPU-bound and gets 3,000 / 6,400 / 7,100
+ * / 7,100 events/s. CPU per event is the same whichever (~200 µs with the fake, against ~1,100 µs
+ * for one Publish per event): the cost is per call, not per concurrent call. 5 makes a full send
+ * two round trips, and 8 sends × 5 calls stay within the SDK's 50 sockets per client.
+ */
+const CALLS_AT_ONCE = 5;
+/** Events remembered as published when a multi-call send fails part way (so a retry skips them). */
+const REMEMBER_MAX = 10_000;
 
 const template = (what: string) =>
   z
@@ -146,6 +176,13 @@ export function messageAttributes(ev: FalcoEvent, allow: readonly string[]): { a
   return { attributes, dropped };
 }
 
+/** "Code: message" of an SDK error. */
+function errorDetail(err: unknown): string {
+  const code = awsErrorCode(err);
+  const message = (err as Error)?.message;
+  return `${code}${message && message !== code ? `: ${message}` : ''}`;
+}
+
 function attributesBytes(attrs: Record<string, MessageAttributeValue>): number {
   let n = 0;
   for (const [name, a] of Object.entries(attrs)) n += Buffer.byteLength(name) + Buffer.byteLength(a.DataType ?? '') + Buffer.byteLength(a.StringValue ?? '');
@@ -176,6 +213,53 @@ export function cleanSubject(s: string): string {
   return [...oneLine].slice(0, SNS_LIMITS.subjectChars).join('').trim();
 }
 
+/** One event ready to publish: its PublishBatch entry (without the Id) and its size as SNS counts it. */
+export interface SnsEntry {
+  uuid: string;
+  entry: Omit<PublishBatchRequestEntry, 'Id'>;
+  /** UTF-8 bytes of the message, the attribute names, types and values, and the subject. */
+  bytes: number;
+}
+
+/** Cuts entries, in order, into PublishBatch calls of at most 10 entries and 262,144 bytes. */
+export function splitEntries<T extends { bytes: number }>(entries: readonly T[]): T[][] {
+  const calls: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    if (cur.length > 0 && (cur.length >= SNS_LIMITS.batchEntries || bytes + e.bytes > SNS_LIMITS.batchBytes)) {
+      calls.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(e);
+    bytes += e.bytes;
+  }
+  if (cur.length > 0) calls.push(cur);
+  return calls;
+}
+
+/** Events of a send that did not go out, and why. */
+interface Failure {
+  entries: SnsEntry[];
+  /** "Code: AWS message". */
+  detail: string;
+  code: string;
+  error: OutputError;
+  /** The whole call failed (as opposed to entries reported in PublishBatchResult.Failed). */
+  whole: boolean;
+  /** Not about one message (e.g. the topic does not exist): the other calls would fail the same way. */
+  general?: boolean;
+}
+
+interface Outcome {
+  published: SnsEntry[];
+  failures: Failure[];
+}
+
+/** A failure after which the remaining calls of the send are not started (the retry sends them). */
+const stopsTheSend = (f: Failure) => f.error.retryable || f.error.reason === 'authError' || f.general === true;
+
 class SnsOutput implements Output {
   readonly #client: SNSClient;
   readonly #fifo: boolean;
@@ -183,7 +267,7 @@ class SnsOutput implements Output {
   readonly #groupId?: CompiledTemplate;
   #warnedCap = false;
   #warnedTemplate = false;
-  /** uuids published by an earlier attempt of a multi-event batch that later failed. */
+  /** uuids published by an earlier attempt of a batch that later failed (a retry skips them). */
   readonly #published = new Set<string>();
 
   constructor(
@@ -199,23 +283,163 @@ class SnsOutput implements Output {
   }
 
   async send(batch: readonly StoredEvent[], ctx: SendContext): Promise<void> {
-    const now: string[] = [];
+    const pending: SnsEntry[] = [];
+    const skipped: string[] = [];
     for (const item of batch) {
       const uuid = item.event.uuid;
-      if (uuid !== '' && this.#published.has(uuid)) continue;
-      try {
-        await this.#publish(item, ctx.signal);
-      } catch (err) {
-        for (const u of now) this.#published.add(u);
-        if (this.#published.size > 10_000) this.#published.clear();
-        throw err;
-      }
-      if (uuid !== '') now.push(uuid);
+      if (uuid !== '' && this.#published.has(uuid)) skipped.push(uuid);
+      else pending.push(await this.#entry(item));
     }
-    for (const item of batch) this.#published.delete(item.event.uuid);
+    if (pending.length > 0) {
+      const { published, failures } = await this.#publishAll(splitEntries(pending), ctx.signal);
+      if (failures.length > 0) {
+        // What went out stays out: the worker retries the whole batch, and these are skipped then.
+        this.#remember(published.map((e) => e.uuid).filter((u) => u !== ''));
+        const err = this.#failure(failures, pending.length, published.length);
+        // Only what did not go out is dead-lettered if this is final.
+        const out = new Set(published.map((e) => e.uuid));
+        throw new OutputError(err.message, { ...err, undelivered: batch.filter((it) => !out.has(it.event.uuid) && !skipped.includes(it.event.uuid)) });
+      }
+    }
+    for (const u of skipped) this.#published.delete(u);
   }
 
-  async #publish(item: StoredEvent, signal: AbortSignal): Promise<void> {
+  /**
+   * The calls of one send. Standard topics: CALLS_AT_ONCE at a time (see there). FIFO topics: one
+   * after the other, so that SNS receives the batch in queue order (it keeps that order within a
+   * message group). A throttled, failing or denied call stops the start of further calls.
+   */
+  async #publishAll(calls: SnsEntry[][], signal: AbortSignal): Promise<Outcome> {
+    const all: Outcome = { published: [], failures: [] };
+    let next = 0;
+    let stop = false;
+    const lane = async () => {
+      while (!stop && next < calls.length) {
+        const out = await this.#publishBatch(calls[next++], signal);
+        all.published.push(...out.published);
+        all.failures.push(...out.failures);
+        if (out.failures.some(stopsTheSend)) stop = true;
+      }
+    };
+    const lanes = this.#fifo ? 1 : Math.min(CALLS_AT_ONCE, calls.length);
+    await Promise.all(Array.from({ length: lanes }, lane));
+    return all;
+  }
+
+  /** One PublishBatch call; never throws, says what went out and what did not. */
+  async #publishBatch(entries: readonly SnsEntry[], signal: AbortSignal): Promise<Outcome> {
+    // Ids only need to be unique within a call: the entry's index.
+    const input = { TopicArn: this.config.topicarn, PublishBatchRequestEntries: entries.map((e, i) => ({ Id: String(i), ...e.entry })) };
+    if (this.deps.debug) {
+      const shown = input.PublishBatchRequestEntries.map((e) => ({ ...e, Message: e.Message?.slice(0, 2000) }));
+      this.deps.logger.debug({ input: { ...input, PublishBatchRequestEntries: shown } }, `SNS: PublishBatch of ${entries.length}`);
+    }
+    let out: PublishBatchCommandOutput;
+    try {
+      out = await this.#client.send(new PublishBatchCommand(input), { abortSignal: signal });
+    } catch (err) {
+      const error = classifyAwsError(err, `SNS PublishBatch to ${this.config.topicarn}`);
+      // A refused call (not throttling, access or the network) may be refused for one of its
+      // messages: publish them one by one, so that only that one fails, as with Publish.
+      if (entries.length > 1 && error.reason === 'clientError' && !signal.aborted) {
+        this.deps.logger.warn(
+          { code: awsErrorCode(err), messages: entries.length },
+          `SNS refused a PublishBatch call (${error.message}); publishing its ${entries.length} messages one per call`,
+        );
+        return this.#oneByOne(entries, signal, awsErrorCode(err));
+      }
+      return { published: [], failures: [{ entries: [...entries], detail: errorDetail(err), code: awsErrorCode(err), error, whole: true }] };
+    }
+    const succeeded = new Set((out.Successful ?? []).map((s) => s.Id));
+    const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
+    const result: Outcome = { published: [], failures: [] };
+    entries.forEach((e, i) => {
+      const f = failed.get(String(i));
+      if (f) result.failures.push(this.#entryFailure(e, f));
+      else if (succeeded.has(String(i))) result.published.push(e);
+      // Neither: not known to be published; sent again (at-least-once).
+      else result.failures.push(this.#entryFailure(e, { Id: String(i), Code: 'NoResult', Message: 'SNS did not report this entry', SenderFault: false }));
+    });
+    if (result.published.length > 0) {
+      const ids = (out.Successful ?? []).map((s) => s.MessageId);
+      this.deps.logger.debug({ messageIds: ids }, `SNS: published ${result.published.length} message(s)`);
+    }
+    return result;
+  }
+
+  /**
+   * The entries of a refused call, one per call. When the first two are refused with the call's
+   * code too, the refusal is not about one message (a topic that does not exist, a bad
+   * parameter of the call): the rest are not tried, and the send stops there.
+   */
+  async #oneByOne(entries: readonly SnsEntry[], signal: AbortSignal, code: string): Promise<Outcome> {
+    const all: Outcome = { published: [], failures: [] };
+    for (const [i, e] of entries.entries()) {
+      const out = await this.#publishBatch([e], signal);
+      all.published.push(...out.published);
+      all.failures.push(...out.failures);
+      if (out.failures.some(stopsTheSend)) break;
+      if (i === 1 && all.published.length === 0 && all.failures.every((f) => f.whole && f.code === code)) {
+        all.failures = [{ ...all.failures[0], entries: [...entries], general: true }];
+        break;
+      }
+    }
+    return all;
+  }
+
+  /**
+   * A failed entry: SenderFault=false (throttling, internal errors) retries, SenderFault=true is
+   * SNS refusing the message and does not. A throttling code retries whatever its SenderFault.
+   */
+  #entryFailure(e: SnsEntry, f: BatchResultErrorEntry): Failure {
+    const code = f.Code || 'UnknownError';
+    const detail = `${code}${f.Message ? `: ${f.Message}` : ''}`;
+    const throttled = isThrottlingCode(code);
+    const retryable = throttled || f.SenderFault !== true;
+    const reason = throttled ? 'rateLimited' : retryable ? 'serverError' : 'clientError';
+    const error = new OutputError(`SNS PublishBatch to ${this.config.topicarn}: message ${e.uuid || '(no uuid)'} failed: ${detail}`, { reason, retryable, status: code });
+    return { entries: [e], detail, code, error, whole: false };
+  }
+
+  /**
+   * The one error a send throws. Anything worth retrying comes first (the retry also sends the
+   * refused messages again and finds out again); only when nothing is, the refusal.
+   */
+  #failure(failures: Failure[], sent: number, published: number): OutputError {
+    const retryable = failures.filter((f) => f.error.retryable);
+    const chosen = retryable.length > 0 ? retryable : failures;
+    const lead = chosen.find((f) => f.error.reason === 'rateLimited') ?? chosen[0];
+    const after = published > 0 ? `; ${published} of ${sent} published (not sent again)` : '';
+    if (chosen.every((f) => f.whole)) {
+      // Whole calls failed: today's classification and message.
+      if (after === '') return lead.error;
+      return new OutputError(`${lead.error.message}${after}`, lead.error);
+    }
+    const events = chosen.flatMap((f) => f.entries.map((e) => e.uuid || '(no uuid)'));
+    const shown = events.length > 5 ? `${events.slice(0, 5).join(', ')} and ${events.length - 5} more` : events.join(', ');
+    const details = [...new Set(chosen.map((f) => f.detail))];
+    const why = details.length > 3 ? `${details.slice(0, 3).join('; ')}; …` : details.join('; ');
+    const verb = retryable.length > 0 ? 'failed' : 'refused by SNS';
+    return new OutputError(`SNS PublishBatch to ${this.config.topicarn}: ${events.length} of ${sent} message(s) ${verb}: ${why} (event${events.length > 1 ? 's' : ''} ${shown})${after}`, {
+      reason: lead.error.reason,
+      retryable: lead.error.retryable,
+      status: lead.error.status,
+    });
+  }
+
+  #remember(uuids: string[]): void {
+    for (const u of uuids) this.#published.add(u);
+    // Bounded: an event forgotten here is at worst published twice (at-least-once delivery).
+    let drop = this.#published.size - REMEMBER_MAX;
+    if (drop > 0) {
+      for (const u of this.#published) {
+        if (drop-- <= 0) break;
+        this.#published.delete(u);
+      }
+    }
+  }
+
+  async #entry(item: StoredEvent): Promise<SnsEntry> {
     const ev = item.event;
     const data = this.#subject || this.#groupId ? templateData(ev) : undefined;
     const subject = this.#subject ? cleanSubject(await this.#render(this.#subject, data, 'subject')) : '';
@@ -231,7 +455,9 @@ class SnsOutput implements Output {
         );
       }
     }
-    const room = SNS_LIMITS.messageBytes - (attributes ? attributesBytes(attributes) : 0);
+    // The subject counts too in a PublishBatch call's total, and one message can fill a call alone.
+    const overhead = (attributes ? attributesBytes(attributes) : 0) + Buffer.byteLength(subject, 'utf8');
+    const room = SNS_LIMITS.messageBytes - overhead;
     let message: string;
     if (this.config.rawjson || ev.output === '') {
       const fitted = fitEventJson(item, room);
@@ -248,21 +474,17 @@ class SnsOutput implements Output {
       groupId = fifoId(group || ev.rule || 'falco');
       dedupId = deduplicationId(ev);
     }
-    const input = {
-      TopicArn: this.config.topicarn,
-      Message: message,
-      Subject: subject || undefined,
-      MessageAttributes: attributes && Object.keys(attributes).length > 0 ? attributes : undefined,
-      MessageGroupId: groupId,
-      MessageDeduplicationId: dedupId,
+    return {
+      uuid: ev.uuid,
+      entry: {
+        Message: message,
+        Subject: subject || undefined,
+        MessageAttributes: attributes && Object.keys(attributes).length > 0 ? attributes : undefined,
+        MessageGroupId: groupId,
+        MessageDeduplicationId: dedupId,
+      },
+      bytes: Buffer.byteLength(message, 'utf8') + overhead,
     };
-    if (this.deps.debug) this.deps.logger.debug({ input: { ...input, Message: message.slice(0, 2000) } }, 'SNS: Publish');
-    try {
-      const out = await this.#client.send(new PublishCommand(input), { abortSignal: signal });
-      this.deps.logger.debug({ messageId: out.MessageId }, `SNS: published ${out.MessageId}`);
-    } catch (err) {
-      throw classifyAwsError(err, `SNS Publish to ${this.config.topicarn}`);
-    }
   }
 
   async #render(tmpl: CompiledTemplate, data: unknown, what: string): Promise<string> {
@@ -295,8 +517,10 @@ export const awsSns: OutputType<SnsConfig> = {
   type: 'awssns',
   schema,
   secrets: [...AWS_SECRETS],
-  // One Publish per event: a refused message fails alone and is retried or dead-lettered alone.
-  defaults: { maxBatch: 1, concurrency: 8 },
+  // send() gets up to 100 events and publishes them in PublishBatch calls of up to 10 (ten calls at
+  // most, CALLS_AT_ONCE at a time); the SDK's per-call cost (signing, middleware, XML) is what
+  // made one Publish per event the costliest output.
+  defaults: { maxBatch: 100, concurrency: 8 },
   falcosidekick: {
     prefix: 'aws.sns',
     enabledBy: 'topicarn',

@@ -62,6 +62,11 @@ export interface AwsErrorLike {
   $retryable?: { throttling?: boolean };
 }
 
+/** True for the error codes AWS uses for throttling (also as the Code of a failed batch entry). */
+export function isThrottlingCode(code: string): boolean {
+  return THROTTLING.has(code);
+}
+
 /** The error code of an SDK error ("ThrottlingException"), or its Node code for network errors. */
 export function awsErrorCode(err: unknown): string {
   const e = err as AwsErrorLike;

@@ -1,3 +1,5 @@
+import type { StoredEvent } from '../event/stored-event.ts';
+
 /** Failure reasons; they double as metric labels and log fields. */
 export type FailureReason =
   | 'clientError'
@@ -15,6 +17,11 @@ export interface OutputErrorInfo {
   retryAfterMs?: number;
   /** HTTP status or service error code, when there was one. */
   status?: number | string;
+  /**
+   * For a batch that went out in part: the events that did not. When the error is final only
+   * these are dead-lettered (the adapter itself skips the others on a retry).
+   */
+  undelivered?: readonly StoredEvent[];
 }
 
 /** The one error an adapter throws, so the delivery worker can decide what to do. */
@@ -23,6 +30,7 @@ export class OutputError extends Error {
   readonly retryable: boolean;
   readonly retryAfterMs?: number;
   readonly status?: number | string;
+  readonly undelivered?: readonly StoredEvent[];
 
   constructor(message: string, info: OutputErrorInfo) {
     super(message);
@@ -31,6 +39,7 @@ export class OutputError extends Error {
     this.retryable = info.retryable;
     this.retryAfterMs = info.retryAfterMs;
     this.status = info.status;
+    this.undelivered = info.undelivered;
   }
 }
 

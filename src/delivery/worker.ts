@@ -130,8 +130,8 @@ export class DeliveryWorker {
             await job.progress(done, attempts);
             persistedDone = done;
           };
-          const outcome = await this.#settle(chunk, false, signal, progress.attempts, onFailure);
-          if (outcome === 'delivered') this.observer.delivered?.(name, type, chunk.length, Date.now() - job.acceptedAt);
+          const delivered = await this.#settle(chunk, false, signal, progress.attempts, onFailure);
+          if (delivered > 0) this.observer.delivered?.(name, type, delivered, Date.now() - job.acceptedAt);
         } finally {
           this.#slots.release();
         }
@@ -151,7 +151,8 @@ export class DeliveryWorker {
 
   /**
    * Sends one chunk until it is delivered or dead-lettered: rate limit, attempt, classify, back
-   * off (or wait out Retry-After). Throws HandBack when the router stops meanwhile.
+   * off (or wait out Retry-After). Returns how many of its events were delivered (the rest were
+   * dead-lettered). Throws HandBack when the router stops meanwhile.
    */
   async #settle(
     chunk: StoredEvent[],
@@ -160,7 +161,7 @@ export class DeliveryWorker {
     attempts: number,
     onFailure: (attempts: number) => Promise<void>,
     waited = false,
-  ): Promise<'delivered' | 'deadLettered'> {
+  ): Promise<number> {
     const { name, type, delivery } = this.instance;
     for (;;) {
       if (!waited) await this.#waitTurn(signal);
@@ -170,7 +171,7 @@ export class DeliveryWorker {
         this.state.lastSuccessAt = new Date().toISOString();
         this.observer.attempt?.(name, type, 'ok', chunk.length);
         if (summary) this.observer.summarized?.(name, type, chunk.length);
-        return 'delivered';
+        return chunk.length;
       }
       // A destination that asks us to slow down is not failing: 429s do not use up attempts.
       if (err.reason !== 'rateLimited') attempts++;
@@ -184,10 +185,11 @@ export class DeliveryWorker {
       if (final) {
         const why = err.retryable ? `${err.message} (gave up after ${attempts} attempts)` : err.message;
         const failedAt = new Date().toISOString();
-        await this.queue.deadLetter(chunk.map((e) => ({ output: name, event: e.json, reason: why, attempts, failedAt })));
-        this.observer.deadLettered?.(name, type, chunk.length, err.reason);
-        this.logger.error({ output: name, type, reason: err.reason, events: chunk.length }, `dead-lettered: ${why}`);
-        return 'deadLettered';
+        const failed = err.undelivered ?? chunk;
+        await this.queue.deadLetter(failed.map((e) => ({ output: name, event: e.json, reason: why, attempts, failedAt })));
+        this.observer.deadLettered?.(name, type, failed.length, err.reason);
+        this.logger.error({ output: name, type, reason: err.reason, events: failed.length }, `dead-lettered: ${why}`);
+        return chunk.length - failed.length;
       }
       await onFailure(attempts);
       if (err.retryAfterMs !== undefined) {

@@ -100,15 +100,23 @@ export class RedisQueue implements QueueDriver {
       data: { e: events as string[], t: acceptedAt } satisfies JobData,
       opts: JOB_OPTS,
     }));
+    // Depth is a gauge for operators and flood control, kept beside the jobs. It is counted in
+    // the same round trip as the write (never after the job exists, so a fast worker cannot take
+    // it below zero) and taken back if the write fails.
+    const count = this.#conn.pipeline();
+    for (const [output, events] of perOutput) count.incrby(this.#depthKey(output), events.length);
+    const counted = count.exec().catch(() => null);
     try {
       await this.#flow.addBulk(flows);
     } catch (err) {
+      if (await counted) {
+        const undo = this.#conn.pipeline();
+        for (const [output, events] of perOutput) undo.decrby(this.#depthKey(output), events.length);
+        await undo.exec().catch(() => {});
+      }
       throw new QueueUnavailableError(`Redis did not store the events: ${(err as Error).message}`);
     }
-    // Depth is a gauge for operators, kept beside the jobs; a crash between the two only skews it.
-    const p = this.#conn.pipeline();
-    for (const [output, events] of perOutput) p.incrby(this.#depthKey(output), events.length);
-    await p.exec().catch(() => {});
+    await counted;
   }
 
   consume(output: string, concurrency: number, handler: JobHandler): Consumer {

@@ -1,7 +1,7 @@
 /**
  * SNS through the real delivery path (router, queue, delivery worker) and the real SDK client,
- * against a local SNS that speaks the Query protocol and applies Publish's rules
- * (test/fakes/aws-sns.ts), plus a local STS for the identity check.
+ * against a local SNS that speaks the Query protocol and applies Publish's and PublishBatch's
+ * rules (test/fakes/aws-sns.ts), plus a local STS for the identity check.
  */
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
@@ -12,15 +12,17 @@ for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { readFileSync, existsSync } from 'node:fs';
 import { startTestRouter, tempDir, type TestRouter } from '../helpers/router.ts';
 import { waitFor, delay } from '../helpers/wait.ts';
 import { F1, F6, falcoEvent } from '../fixtures/events.ts';
-import { startSnsFake, type SnsFake } from '../fakes/aws-sns.ts';
+import { startSnsFake, MAX_BATCH_BYTES, type SnsFake, type SnsCall, type Published } from '../fakes/aws-sns.ts';
 import { startStsFake, type StsFake } from '../fakes/aws-sts.ts';
 import { classifyAwsError } from '../../outputs/aws/errors.ts';
+import { messageAttributes, fifoId, deduplicationId } from '../../outputs/aws-sns.ts';
+import { decodeEvent, checkEvent, serializeEvent, deserializeEvent } from '../../src/event/falco-event.ts';
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:falco-alerts';
 const FIFO = 'arn:aws:sns:eu-west-1:123456789012:falco-alerts.fifo';
@@ -162,7 +164,10 @@ test('rawjson: the message is the event JSON exactly as the webhook body, with n
     assert.equal(p.message + '\n', readFileSync(file, 'utf8'));
     assert.match(p.message, /"evt\.time":1507591916746609046,/);
     assert.deepEqual(p.attributes, {});
-    assert.equal(sns.calls.at(-1)!.params['MessageAttributes.entry.1.Name'], undefined);
+    const call = sns.calls[p.call];
+    assert.equal(call.action, 'PublishBatch');
+    assert.ok(call.params['PublishBatchRequestEntries.member.1.Message'] !== undefined);
+    assert.equal(call.params['PublishBatchRequestEntries.member.1.MessageAttributes.entry.1.Name'], undefined);
   });
 });
 
@@ -204,7 +209,7 @@ test('FIFO topic: MessageGroupId from the rule (or a template), MessageDeduplica
     assert.equal((await r.post(falcoEvent(5))).status, 200);
     const [d] = await nextPublished(from + 3);
     assert.deepEqual(sns.calls.slice(mark).map((x) => x.error ?? 'ok'), ['Throttling', 'ok']);
-    assert.equal(sns.calls[mark].params.MessageDeduplicationId, d.dedupId);
+    assert.equal(sns.calls[mark].params['PublishBatchRequestEntries.member.1.MessageDeduplicationId'], d.dedupId);
     assert.equal(sns.delivered().filter((x) => x.dedupId === d.dedupId).length, 1);
   });
 
@@ -320,4 +325,214 @@ test('with no endpoint setting, the SDK’s standard AWS_ENDPOINT_URL_SNS variab
   } finally {
     delete process.env.AWS_ENDPOINT_URL_SNS;
   }
+});
+
+/** A queued event (as ingest stores it) with marker n; `pad` lengthens its output. */
+function stored(n: number, opts: { rule?: string; pad?: number } = {}): string {
+  const ev = checkEvent(decodeEvent(falcoEvent(n, 'Warning', opts.rule)));
+  if (opts.pad) ev.output = `${ev.output} ${'x'.repeat(opts.pad)}`;
+  return serializeEvent({ ...ev, uuid: randomUUID() });
+}
+
+/** The marker n of a published message (its output ends with `n=<n>)`). */
+const markerOf = (p: Published) => Number(/ n=(\d+)\)/.exec(p.message)?.[1] ?? -1);
+const entryCount = (c: SnsCall) => Object.keys(c.params).filter((k) => /^PublishBatchRequestEntries\.member\.\d+\.Id$/.test(k)).length;
+const callBytes = (ps: Published[]) =>
+  ps.reduce(
+    (n, p) =>
+      n +
+      Buffer.byteLength(p.message) +
+      Buffer.byteLength(p.subject ?? '') +
+      Object.entries(p.attributes).reduce((m, [k, v]) => m + Buffer.byteLength(k) + Buffer.byteLength(v.DataType) + Buffer.byteLength(v.StringValue), 0),
+    0,
+  );
+
+async function enqueue(r: TestRouter, events: string[]): Promise<void> {
+  await r.queue.enqueue(new Map([['awssns', events]]), Date.now());
+}
+
+test('a batch of 25 events is published in 3 PublishBatch calls (10, 10, 5), each message with the attributes Publish had', async () => {
+  await withRouter(fsYaml(), async (r) => {
+    const events = Array.from({ length: 25 }, (_, i) => stored(i));
+    const mark = sns.calls.length;
+    const from = sns.published.length;
+    await enqueue(r, events);
+    const got = await nextPublished(from, 25);
+    const calls = sns.calls.slice(mark);
+    assert.ok(calls.every((c) => c.action === 'PublishBatch' && c.error === undefined && c.entries!.every((e) => e.error === undefined)));
+    assert.deepEqual(calls.map(entryCount).sort((a, b) => b - a), [10, 10, 5]);
+    for (const c of calls) assert.equal(new Set(c.entries!.map((e) => e.id)).size, c.entries!.length, 'ids unique within a call');
+    assert.deepEqual(got.map(markerOf).sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i), 'each event once');
+    for (const p of got) {
+      const ev = deserializeEvent(events[markerOf(p)]);
+      assert.equal(p.message, ev.output);
+      assert.deepEqual(p.attributes, messageAttributes(ev, []).attributes);
+      assert.deepEqual(p.attributes['test.n'], { DataType: 'Number', StringValue: String(markerOf(p)) });
+      assert.deepEqual(p.attributeOrder.slice(0, 5), ['priority', 'rule', 'source', 'hostname', 'tags']);
+      assert.equal(p.subject, undefined);
+      assert.equal(p.groupId, undefined);
+    }
+    await delay(100);
+    assert.equal(sns.calls.length, mark + 3, 'no further call');
+  });
+});
+
+test('calls stay within 256 KiB in total (messages, attributes and subjects): large messages take several calls', async () => {
+  await withRouter(fsYaml({ extra: "subject: '[{{ .Priority }}] {{ .Rule }}'" }), async (r) => {
+    // Ten messages of ~60 KB (four fit in a call), then one over 256 KiB, shortened to fill a call alone.
+    const events = [...Array.from({ length: 10 }, (_, i) => stored(i, { pad: 60_000 })), stored(10, { pad: 300_000 })];
+    const mark = sns.calls.length;
+    const from = sns.published.length;
+    await enqueue(r, events);
+    const got = await nextPublished(from, 11);
+    const calls = sns.calls.slice(mark);
+    assert.deepEqual(calls.map((c) => [entryCount(c), c.error ?? 'ok']), [[4, 'ok'], [4, 'ok'], [2, 'ok'], [1, 'ok']]);
+    for (let i = 0; i < calls.length; i++) {
+      const bytes = callBytes(got.filter((p) => p.call === mark + i));
+      assert.ok(bytes <= MAX_BATCH_BYTES, `call ${i}: ${bytes} bytes`);
+    }
+    const last = got.find((p) => p.call === mark + 3)!;
+    assert.equal(markerOf(last), 10);
+    assert.match(last.message, /x…\[truncated by falco-router: \d+ bytes\]$/);
+    assert.equal(last.subject, '[Warning] Read sensitive file untrusted');
+    const lastBytes = callBytes([last]);
+    assert.ok(lastBytes <= MAX_BATCH_BYTES && lastBytes > MAX_BATCH_BYTES - 64, `${lastBytes} bytes`);
+    assert.deepEqual(got.map(markerOf).sort((a, b) => a - b), Array.from({ length: 11 }, (_, i) => i));
+  });
+});
+
+test('failed entries that may succeed later (throttling, internal errors) are retried alone: every event arrives exactly once', async () => {
+  await withRouter(fsYaml(), async (r) => {
+    try {
+      sns.failEntries({ code: 'Throttling', message: 'Rate exceeded', senderFault: false, n: 1, match: (m) => m.message.endsWith(' n=3)') });
+      sns.failEntries({ code: 'InternalError', message: 'Internal failure', senderFault: false, n: 1, match: (m) => m.message.endsWith(' n=17)') });
+      const mark = sns.calls.length;
+      const from = sns.published.length;
+      await enqueue(r, Array.from({ length: 25 }, (_, i) => stored(i)));
+      await waitFor(() => sns.calls.length >= mark + 4 && sns.calls[mark + 3].entries !== undefined, 5000, 'the retry');
+      await delay(100);
+      const calls = sns.calls.slice(mark);
+      assert.equal(calls.length, 4);
+      assert.deepEqual(calls.slice(0, 3).flatMap((c) => c.entries!.filter((e) => e.error).map((e) => e.error)).sort(), ['InternalError', 'Throttling']);
+      assert.deepEqual(calls[3].entries, [{ id: '0', error: undefined }, { id: '1', error: undefined }], 'the retry sends only the two failed');
+      const got = sns.published.slice(from);
+      assert.deepEqual(got.map(markerOf).sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i), 'each event exactly once');
+      const failed = r.logs.filter((l) => l.includes('delivery attempt failed'));
+      assert.equal(failed.length, 1);
+      assert.match(failed[0], /"reason":"rateLimited"/);
+      assert.match(failed[0], /2 of 25 message\(s\) failed: .*Throttling: Rate exceeded/);
+      assert.match(failed[0], /InternalError: Internal failure/);
+      assert.match(failed[0], /23 of 25 published \(not sent again\)/);
+    } finally {
+      sns.clearEntryFailures();
+    }
+
+    // A whole call throttled while the others of the send went out: only its events are sent again.
+    sns.throttle(1, 1);
+    const mark = sns.calls.length;
+    const from = sns.published.length;
+    await enqueue(r, Array.from({ length: 25 }, (_, i) => stored(100 + i)));
+    await nextPublished(from, 25);
+    await delay(100);
+    const calls = sns.calls.slice(mark);
+    assert.equal(calls.length, 4);
+    const throttled = calls.filter((c) => c.error === 'Throttling');
+    assert.equal(throttled.length, 1);
+    assert.equal(entryCount(calls[3]), entryCount(throttled[0]));
+    assert.deepEqual(sns.published.slice(from).map(markerOf).sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => 100 + i));
+  });
+});
+
+test('an entry SNS refuses (SenderFault) is dead-lettered alone, with a reason naming the event, SNS’s code and message; the others are published once', async () => {
+  await withRouter(fsYaml(), async (r) => {
+    try {
+      sns.failEntries({ code: 'InvalidParameter', message: 'Invalid parameter: forbidden character', senderFault: true, match: (m) => m.message.endsWith(' n=7)') });
+      const events = Array.from({ length: 12 }, (_, i) => stored(i));
+      const poison = deserializeEvent(events[7]).uuid;
+      const mark = sns.calls.length;
+      const from = sns.published.length;
+      await enqueue(r, events);
+      await waitFor(async () => (await r.queue.deadLetterCount('awssns')) > 0, 5000, 'a dead letter');
+      await delay(100);
+      assert.deepEqual(sns.calls.slice(mark).map(entryCount), [10, 2], 'not retried');
+      assert.deepEqual(sns.published.slice(from).map(markerOf).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]);
+      const dead = await r.queue.listDeadLetters('awssns');
+      // Only the refused event: the 11 others went out and must not come back on a re-queue.
+      assert.equal(dead.length, 1);
+      assert.equal(dead[0].event, events[7]);
+      for (const d of dead) {
+        assert.equal(d.attempts, 1);
+        assert.equal(
+          d.reason,
+          `SNS PublishBatch to ${TOPIC}: 1 of 12 message(s) refused by SNS: InvalidParameter: Invalid parameter: forbidden character (event ${poison}); 11 of 12 published (not sent again)`,
+        );
+      }
+      assert.ok(r.logs.some((l) => l.includes('delivery attempt failed') && l.includes('"reason":"clientError"') && l.includes('"final":true')));
+    } finally {
+      sns.clearEntryFailures();
+    }
+  });
+});
+
+test('FIFO topics: each entry has its own MessageGroupId and MessageDeduplicationId, calls go one after the other in queue order', async () => {
+  await withRouter(fsYaml({ topic: FIFO }), async (r) => {
+    try {
+      const rules = ['Rule A', 'Rule B', 'Rule C'];
+      const events = Array.from({ length: 14 }, (_, i) => stored(i, { rule: rules[i % 3] }));
+      events.push(serializeEvent({ ...deserializeEvent(events[0]), uuid: randomUUID() })); // the same alert again
+      sns.failEntries({ code: 'InternalError', message: 'Internal failure', senderFault: false, n: 1, match: (m) => m.message.endsWith(' n=12)') });
+      const mark = sns.calls.length;
+      const from = sns.published.length;
+      await enqueue(r, events);
+      const got = await nextPublished(from, 15);
+      await delay(100);
+      const calls = sns.calls.slice(mark);
+      assert.deepEqual(calls.map(entryCount), [10, 5, 1], 'the failed entry alone in the retry');
+      // One call at a time: SNS receives the batch in queue order (the retried entry comes last).
+      assert.deepEqual(got.map(markerOf), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 0, 12]);
+      for (const p of got) {
+        const ev = deserializeEvent(events.find((e) => deserializeEvent(e).output === p.message)!);
+        assert.equal(p.groupId, fifoId(ev.rule));
+        assert.equal(p.dedupId, deduplicationId(ev));
+      }
+      assert.deepEqual([...new Set(got.map((p) => p.groupId))].sort(), ['Rule_A', 'Rule_B', 'Rule_C']);
+      assert.equal(new Set(got.map((p) => p.dedupId)).size, 14);
+      assert.deepEqual(got.filter((p) => p.duplicate).map(markerOf), [0], 'the repeated alert is deduplicated within the batch');
+      const retried = got.at(-1)!;
+      assert.equal(calls[2].params['PublishBatchRequestEntries.member.1.MessageDeduplicationId'], retried.dedupId);
+      assert.equal(calls[2].params['PublishBatchRequestEntries.member.1.MessageGroupId'], 'Rule_A');
+    } finally {
+      sns.clearEntryFailures();
+    }
+  });
+});
+
+test('a call refused as a whole (bad request) is repeated one message per call, so only a bad message would fail', async () => {
+  await withRouter(fsYaml(), async (r) => {
+    sns.refuse(1, 'InvalidParameter', 'Invalid parameter: something in this batch');
+    const mark = sns.calls.length;
+    const from = sns.published.length;
+    await enqueue(r, Array.from({ length: 5 }, (_, i) => stored(i)));
+    const got = await nextPublished(from, 5);
+    await delay(100);
+    assert.deepEqual(sns.calls.slice(mark).map((c) => [entryCount(c), c.error ?? 'ok']), [[5, 'InvalidParameter'], [1, 'ok'], [1, 'ok'], [1, 'ok'], [1, 'ok'], [1, 'ok']]);
+    assert.deepEqual(got.map(markerOf), [0, 1, 2, 3, 4]);
+    assert.equal(await r.queue.deadLetterCount('awssns'), 0);
+    assert.ok(r.logs.some((l) => l.includes('publishing its 5 messages one per call')));
+
+    // Refused for something that is not one message (here, every call): two single calls tell, and the batch is dead-lettered.
+    sns.refuse(1000, 'NotFound', 'Topic does not exist');
+    try {
+      const mark2 = sns.calls.length;
+      await enqueue(r, Array.from({ length: 25 }, (_, i) => stored(i)));
+      await waitFor(async () => (await r.queue.deadLetterCount('awssns')) === 25, 5000, '25 dead letters');
+      await delay(100);
+      const calls = sns.calls.slice(mark2);
+      assert.deepEqual(calls.map(entryCount).sort((a, b) => b - a), [10, 10, 5, 1, 1, 1, 1, 1, 1], 'each of the three calls, then two of its messages alone');
+      const [dl] = await r.queue.listDeadLetters('awssns');
+      assert.equal(dl.reason, `SNS PublishBatch to ${TOPIC} failed: NotFoundException: Topic does not exist`);
+    } finally {
+      sns.refuse(0, 'NotFound', '');
+    }
+  });
 });
