@@ -7,8 +7,11 @@
  *   5. memory: peak RSS of the router in each scenario
  * Writes bench/results/latest.json and latest.md, prints the table.
  * BENCH_SCALE=0.1 shortens every scenario (for a quick look; results are not comparable).
+ * BENCH_ONLY=e2e,backlog runs only those scenarios (baseline, ingest, e2e, backlog).
+ * BENCH_PROFILE=<dir> writes a V8 CPU profile of each router run there (node --cpu-prof).
+ * The router runs as the container image runs it: compiled to dist/ (built first).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus, totalmem, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +24,9 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const DURATION = Math.max(2, Math.round(10 * SCALE));
 const CONNECTIONS = 50;
 const BACKLOG = Math.round(200_000 * SCALE);
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
+const runs = (scenario: string) => !ONLY || ONLY.has(scenario);
+const PROFILE = process.env.BENCH_PROFILE;
 const work = mkdtempSync(join(tmpdir(), 'router-bench-'));
 
 const procs = new Set<ChildProcess>();
@@ -138,8 +144,8 @@ async function startRouter(name: string, yaml: string): Promise<{ url: string; c
   const port = await freePort();
   const file = join(work, `${name}.yaml`);
   writeFileSync(file, `listenaddress: 127.0.0.1\nlistenport: ${port}\nlog: { level: warn }\n${yaml}`);
-  const child = await start(process.execPath, ['src/main.ts', '-c', file], {
-    NODE_OPTIONS: '--import tsx',
+  const profile = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE, name)}`] : [];
+  const child = await start(process.execPath, [...profile, 'dist/src/main.js', '-c', file], {
     LOG_LEVEL: 'info',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   });
@@ -168,13 +174,15 @@ function percentile(sorted: number[], p: number): number {
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main() {
+  const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
   const results: Record<string, unknown> = {};
   const sinkPort = await freePort();
   const sinkUrl = `http://127.0.0.1:${sinkPort}`;
   const sinks = await start(process.execPath, ['--import', 'tsx', 'bench/sinks.ts', String(sinkPort)]);
 
   // 1. Baseline
-  {
+  if (runs('baseline') || runs('ingest')) {
     const port = await freePort();
     const child = await start(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts', String(port)]);
     const url = `http://127.0.0.1:${port}/`;
@@ -188,7 +196,7 @@ async function main() {
   const base = results.baseline as { rps: number; p99: number };
 
   // 2. Ingest, one file output, memory and Redis drivers
-  for (const driver of ['memory', 'redis'] as const) {
+  for (const driver of runs('ingest') ? (['memory', 'redis'] as const) : []) {
     const redis = driver === 'redis' ? await startRedis() : undefined;
     const queue = driver === 'redis' ? `queue: { driver: redis, redis: { url: "${redis!.url}", prefix: ingest } }` : 'queue: { driver: memory, maxevents: 10000000 }';
     const router = await startRouter(`ingest-${driver}`, `${queue}\noutputs:\n  - { name: file, type: file, path: "${join(work, `ingest-${driver}.ndjson`)}", maxsize: 1GiB }\n`);
@@ -211,7 +219,7 @@ async function main() {
   }
 
   // 3. End to end, five outputs, Redis driver
-  {
+  if (runs('e2e')) {
     const redis = await startRedis();
     const outputs = ['file', 'webhook', 'slack', 'cloudwatch', 'sns'];
     const aws = `region: us-east-1, accesskeyid: bench, secretaccesskey: bench, checkidentity: false`;
@@ -282,7 +290,7 @@ outputs:
   }
 
   // 4. Backlog: the only output down while BACKLOG events arrive, then back
-  {
+  if (runs('backlog')) {
     const redis = await startRedis();
     await fetch(`${sinkUrl}/down/backlog`, { method: 'POST' });
     const router = await startRouter(
@@ -342,6 +350,10 @@ outputs:
     connections: CONNECTIONS,
   };
   const all = { meta, results };
+  if (ONLY) {
+    console.log(JSON.stringify(results, null, 2));
+    return;
+  }
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), JSON.stringify(all, null, 2) + '\n');
   const md = table(all);

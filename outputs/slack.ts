@@ -508,7 +508,7 @@ export const slack: OutputType<SlackConfig> = {
     },
   },
   async create(name, config, deps) {
-    const agent = createAgent({ checkcert: config.checkcert, mutualtls: config.mutualtls, tls: deps.tls, connections: 2 });
+    const agent = createAgent({ checkcert: config.checkcert, mutualtls: config.mutualtls, tls: deps.tls, connections: deps.concurrency });
     const out = new SlackOutput(name, config, agent, deps.logger, deps.debug);
     await out.checkTemplate();
     return out;

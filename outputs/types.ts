@@ -39,6 +39,8 @@ export interface OutputDeps {
   debug: boolean;
   /** Client certificate files shared by HTTP outputs (mutualtls, tlsclient.cacertfile). */
   tls: ClientTlsFiles;
+  /** Sends at once for this instance (delivery.concurrency), to size connection pools. */
+  concurrency: number;
 }
 
 export interface OutputDefaults {

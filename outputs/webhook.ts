@@ -63,7 +63,7 @@ export const webhook: OutputType<WebhookConfig> = {
     keys: { address: 'string', method: 'string', customheaders: 'map', checkcert: 'string', mutualtls: 'string' },
   },
   create(name, config, deps) {
-    const agent = createAgent({ checkcert: config.checkcert, mutualtls: config.mutualtls, tls: deps.tls, connections: 16 });
+    const agent = createAgent({ checkcert: config.checkcert, mutualtls: config.mutualtls, tls: deps.tls, connections: deps.concurrency });
     return new WebhookOutput(name, config, agent);
   },
 };

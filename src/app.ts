@@ -57,7 +57,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
   const createWorker = async (inst: OutputInstance, c: RouterConfig): Promise<DeliveryWorker | Disabled> => {
     const type = types.find((t) => t.type === inst.type)!;
     try {
-      const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: c.debug, tls: clientTls(c) });
+      const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: c.debug, tls: clientTls(c), concurrency: inst.delivery.concurrency });
       return new DeliveryWorker(inst, output, queue, logger, metrics);
     } catch (err) {
       // One broken output (bad credentials, unreadable certificate) must not take the others down.

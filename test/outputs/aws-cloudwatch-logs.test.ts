@@ -174,7 +174,7 @@ test('cuts one send of 25,000 small events into calls of at most 10,000, and lar
   const output = await awsCloudWatchLogs.create(
     'direct',
     awsCloudWatchLogs.schema.parse({ region: 'us-east-1', accesskeyid: 'AKID', secretaccesskey: 'x', checkidentity: false, endpoint: logs.url, loggroup: group, logstream: 's' }),
-    { logger: pino({ level: 'silent' }), debug: false, tls: {} as never },
+    { logger: pino({ level: 'silent' }), debug: false, tls: {} as never, concurrency: 2 },
   );
   logs.createStream(group, 's');
   const t = Date.now() - 60_000;

@@ -9,7 +9,7 @@ import { createLogger } from '../../src/log.ts';
 import { tempDir } from '../helpers/router.ts';
 import { falcoEvent } from '../fixtures/events.ts';
 
-const deps = { logger: createLogger('silent'), debug: false, tls: { certfile: '', keyfile: '', cacertfile: '', extracafile: '' } };
+const deps = { logger: createLogger('silent'), debug: false, tls: { certfile: '', keyfile: '', cacertfile: '', extracafile: '' }, concurrency: 1 };
 const ctx = { signal: new AbortController().signal, attempt: 1 };
 const ev = (n: number) => new StoredEvent(falcoEvent(n));
 

@@ -75,7 +75,7 @@ async function fakeSlack(t: Ctx, replies?: SlackReply[]): Promise<FakeSlack> {
 async function adapter(t: Ctx, fake: { url: string }, settings: Record<string, unknown> = {}, debug = false) {
   const cfg = slack.schema.parse({ webhookurl: fake.url, ...settings });
   const { logger, lines } = captureLogger();
-  const out = await slack.create('team-a', cfg, { logger, debug, tls: NO_TLS });
+  const out = await slack.create('team-a', cfg, { logger, debug, tls: NO_TLS, concurrency: 1 });
   t.after(() => out.close?.());
   return { out, lines };
 }
