@@ -359,7 +359,7 @@ export const awsCloudWatchLogs: OutputType<CloudWatchLogsConfig> = {
   secrets: [...AWS_SECRETS],
   // The worker hands up to 10,000 events per send; send() cuts them to AWS's limits.
   // Calls to one stream may run concurrently (CloudWatch no longer uses sequence tokens).
-  defaults: { maxBatch: 10_000, concurrency: 2 },
+  defaults: { maxBatch: 10_000, concurrency: 2, linger: 100 },
   falcosidekick: {
     prefix: 'aws.cloudwatchlogs',
     enabledBy: 'loggroup',

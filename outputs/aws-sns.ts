@@ -520,7 +520,7 @@ export const awsSns: OutputType<SnsConfig> = {
   // send() gets up to 100 events and publishes them in PublishBatch calls of up to 10 (ten calls at
   // most, CALLS_AT_ONCE at a time); the SDK's per-call cost (signing, middleware, XML) is what
   // made one Publish per event the costliest output.
-  defaults: { maxBatch: 100, concurrency: 8 },
+  defaults: { maxBatch: 100, concurrency: 8, linger: 20 },
   falcosidekick: {
     prefix: 'aws.sns',
     enabledBy: 'topicarn',

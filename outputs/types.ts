@@ -46,6 +46,8 @@ export interface OutputDeps {
 export interface OutputDefaults {
   /** Most events one send() receives. */
   maxBatch: number;
+  /** Milliseconds a part-full batch may wait for more events (outputs with maxBatch > 1); 0 when absent. */
+  linger?: number;
   /** Concurrent send() calls for one instance. */
   concurrency: number;
   /** Backlog above which events are summarised (outputs with sendSummary); 0 means never. */

@@ -77,7 +77,7 @@ export function loadConfig(opts: { file?: string; env?: Env; types: readonly Out
     sectionKeys.add(fk.prefix.split('.')[0]);
     const keys = { ...fk.keys, minimumpriority: 'string' as const, maxconcurrentrequests: 'string' as const };
     for (const [k, kind] of Object.entries(keys)) applyEnv(raw, `${fk.prefix}.${k}`, kind, env, problems);
-    for (const k of ['attempts', 'initialdelay', 'maxdelay', 'timeout', 'concurrency', 'ratelimit', 'maxbatch', 'summarizeabove']) {
+    for (const k of ['attempts', 'initialdelay', 'maxdelay', 'timeout', 'concurrency', 'ratelimit', 'maxbatch', 'linger', 'summarizeabove']) {
       applyEnv(raw, `${fk.prefix}.delivery.${k}`, 'string', env, problems);
     }
     if (fk.shared) for (const [k, kind] of Object.entries(fk.shared.keys)) applyEnv(raw, `${fk.shared.prefix}.${k}`, kind, env, problems);
@@ -164,6 +164,7 @@ function validateInstance(
       ...d,
       concurrency,
       maxbatch: d.maxbatch ?? type.defaults.maxBatch,
+      linger: d.linger ?? type.defaults.linger ?? 0,
       ratelimit: d.ratelimit ?? type.defaults.rateLimit ?? 0,
       summarizeabove: d.summarizeabove ?? type.defaults.summarizeAbove ?? 0,
     },

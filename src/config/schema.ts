@@ -20,6 +20,8 @@ export const deliverySchema = z
     ratelimit: z.coerce.number({ message: 'must be a number' }).min(0).optional(),
     /** Most events per send; the output type's default when absent. */
     maxbatch: int(1, 10_000).optional(),
+    /** How long a batch may wait for more events before it goes out part full; the type's default when absent. */
+    linger: duration.optional(),
     /** Outputs that can summarise (Slack): backlog above which extra events go into a summary; 0 = never. */
     summarizeabove: int(0, 100_000_000).optional(),
   })

@@ -168,6 +168,27 @@ test('delivers 12,000 events (5.6 MB, shuffled over three days) through the work
   }
 });
 
+test('alerts posted one per request go out together: a few PutLogEvents calls, not one per alert', async () => {
+  const group = 'together';
+  logs.createGroup(group);
+  // Falco posts one alert per request; each request is its own job when they trickle in.
+  const r = await startTestRouter(fsYaml({ group, extra: '' }).replace('timeout: 5s }', 'timeout: 5s, linger: 200ms }'));
+  try {
+    const before = logs.calls.length;
+    for (let i = 0; i < 100; i++) {
+      await Promise.all(Array.from({ length: 3 }, (_, k) => r.post(falcoEvent(i * 3 + k)).then((res) => assert.equal(res.status, 200))));
+    }
+    await waitFor(() => logs.events(group, STREAM).length >= 300, 10_000, '300 stored events');
+    const puts = logs.calls.slice(before).filter((c) => c.op === 'PutLogEvents');
+    assert.ok(puts.length <= 30, `${puts.length} PutLogEvents calls for 300 alerts`);
+    const seen = logs.events(group, STREAM).map((e) => JSON.parse(e.message).output_fields['test.n'] as number);
+    assert.deepEqual([...new Set(seen)].sort((a, b) => a - b), Array.from({ length: 300 }, (_, i) => i), 'each alert once');
+    assert.equal(seen.length, 300);
+  } finally {
+    await r.stop();
+  }
+});
+
 test('cuts one send of 25,000 small events into calls of at most 10,000, and large events into calls under 1 MiB', async () => {
   const group = 'direct';
   logs.createGroup(group);

@@ -102,7 +102,7 @@ outputs:
   assert.equal(cfg.outputs[0].minimumpriority, 2);
   assert.deepEqual(
     { ...cfg.outputs[0].delivery },
-    { attempts: 3, initialdelay: 500, maxdelay: 60_000, timeout: 2000, concurrency: 8, maxbatch: 1, ratelimit: 0, summarizeabove: 0 },
+    { attempts: 3, initialdelay: 500, maxdelay: 60_000, timeout: 2000, concurrency: 8, maxbatch: 1, linger: 0, ratelimit: 0, summarizeabove: 0 },
   );
   assert.equal(cfg.outputs[2].settings.maxsize, 10 * 1024 * 1024);
 });
