@@ -53,3 +53,45 @@ test('a path it cannot write is a permanent failure that names the path', async 
     return true;
   });
 });
+
+test('alerts waiting out delivery.linger are not lost on a stop: written with the memory queue, handed back to Redis and written by the next router', async () => {
+  const { startTestRouter } = await import('../helpers/router.ts');
+  const { startRedis } = await import('../helpers/redis.ts');
+  const { waitFor } = await import('../helpers/wait.ts');
+  const lines = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)['output_fields']['test.n'] as number);
+    } catch {
+      return [];
+    }
+  };
+  const yaml = (path: string, queue: string, linger: string) => `${queue}\noutputs:\n  - { name: f, type: file, path: "${path}", delivery: { linger: ${linger} } }\n`;
+
+  // Memory: the stop sends what lingers at once instead of after 30 s.
+  const memPath = join(tempDir(), 'mem.ndjson');
+  const mem = await startTestRouter(yaml(memPath, 'queue: { driver: memory }', '30s'));
+  for (let i = 0; i < 20; i++) assert.equal((await mem.post(falcoEvent(i))).status, 200);
+  assert.deepEqual(lines(memPath), [], 'still lingering');
+  await mem.stop();
+  assert.deepEqual(lines(memPath).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+
+  // Redis: the lingering jobs go back to the queue; the next router on the same queue writes them.
+  const redis = await startRedis();
+  try {
+    const path = join(tempDir(), 'redis.ndjson');
+    const queue = `queue: { driver: redis, redis: { url: "${redis.url}", prefix: linger } }`;
+    const a = await startTestRouter(yaml(path, queue, '30s'));
+    for (let i = 0; i < 20; i++) assert.equal((await a.post(falcoEvent(i))).status, 200);
+    await a.stop();
+    assert.deepEqual(lines(path), [], 'handed back, not written');
+    const b = await startTestRouter(yaml(path, queue, '0s'));
+    try {
+      await waitFor(() => lines(path).length >= 20, 10_000, '20 lines');
+      assert.deepEqual(lines(path).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await redis.stop();
+  }
+});
