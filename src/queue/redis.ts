@@ -94,9 +94,12 @@ export class RedisQueue implements QueueDriver {
     // Depth is a gauge for operators and flood control, kept beside the jobs. It is counted in
     // the same round trip as the writes (never after a job exists, so a fast worker cannot take
     // it below zero) and taken back for the outputs whose write failed.
-    const count = this.#conn.pipeline();
-    for (const [output, events] of perOutput) count.incrby(this.#depthKey(output), events.length);
-    const counted = count.exec().catch(() => null);
+    // Plain commands, not a pipeline: ioredis sends them without waiting for replies anyway, and a
+    // pipeline on this connection copies every BullMQ script onto itself (3 % of ingest CPU).
+    const counted = Promise.all([...perOutput].map(([output, events]) => this.#conn.incrby(this.#depthKey(output), events.length))).then(
+      () => true,
+      () => false,
+    );
     // One job per output, pipelined on one connection: one round trip for the group. A
     // FlowProducer MULTI would make the group all-or-nothing across outputs, but costs 1.6× the
     // client CPU (measured: 1,050 against 639 µs for five 25-event jobs), and a group that fails
@@ -105,11 +108,7 @@ export class RedisQueue implements QueueDriver {
     const results = await Promise.allSettled(entries.map(([output, events]) => this.#queue(output).add('deliver', { e: events as string[], t: acceptedAt } satisfies JobData, JOB_OPTS)));
     const failed = entries.filter((_, i) => results[i].status === 'rejected');
     if (failed.length > 0) {
-      if (await counted) {
-        const undo = this.#conn.pipeline();
-        for (const [output, events] of failed) undo.decrby(this.#depthKey(output), events.length);
-        await undo.exec().catch(() => {});
-      }
+      if (await counted) await Promise.all(failed.map(([output, events]) => this.#conn.decrby(this.#depthKey(output), events.length))).catch(() => {});
       const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
       const stored = entries.length - failed.length;
       throw new QueueUnavailableError(`Redis did not store the events: ${reason.message}${stored > 0 ? ` (stored for ${stored} of ${entries.length} outputs)` : ''}`);
