@@ -8,6 +8,7 @@
  * Writes bench/results/latest.json and latest.md, prints the table.
  * BENCH_SCALE=0.1 shortens every scenario (for a quick look; results are not comparable).
  * BENCH_ONLY=e2e,backlog runs only those scenarios (baseline, ingest, e2e, backlog).
+ * BENCH_ROUNDS=3: interleaved rounds of baseline and ingest runs (the table shows the median).
  * BENCH_PROFILE=<dir> writes a V8 CPU profile of each router run there (node --cpu-prof).
  * The router runs as the container image runs it: compiled to dist/ (built first).
  */
@@ -23,6 +24,7 @@ const ROOT = join(import.meta.dirname, '..');
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const DURATION = Math.max(2, Math.round(10 * SCALE));
 const CONNECTIONS = 50;
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const BACKLOG = Math.round(200_000 * SCALE);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : undefined;
 const runs = (scenario: string) => !ONLY || ONLY.has(scenario);
@@ -201,45 +203,55 @@ async function main() {
   const sinkUrl = `http://127.0.0.1:${sinkPort}`;
   const sinks = await start(process.execPath, ['--import', 'tsx', 'bench/sinks.ts', String(sinkPort)]);
 
-  // 1. Baseline
+  // 1–2. Baseline and ingest (one file output, memory and Redis drivers), interleaved in ROUNDS
+  // rounds: this machine's speed drifts between runs, so each ratio compares runs of one round,
+  // and the table shows the median round.
   if (runs('baseline') || runs('ingest')) {
-    const port = await freePort();
-    const child = await start(process.execPath, ['--import', 'tsx', 'bench/baseline-server.ts', String(port)]);
-    const url = `http://127.0.0.1:${port}/`;
-    await warmUp(url);
-    const rss = sampleRss(child.pid!);
-    const cpu = cpuMeter({ server: child.pid, loadGenerator: undefined });
-    const r = await load(url, { duration: DURATION });
-    results.baseline = { rps: r.rps, p50: r.p50, p99: r.p99, non2xx: r.non2xx, peakRssMb: round(rss.stop().peak), cpuUsPerRequest: cpu(r.requests) };
-    await stop(child);
-    console.log('baseline', results.baseline);
-  }
-  const base = results.baseline as { rps: number; p99: number };
-
-  // 2. Ingest, one file output, memory and Redis drivers
-  for (const driver of runs('ingest') ? (['memory', 'redis'] as const) : []) {
-    const redis = driver === 'redis' ? await startRedis() : undefined;
-    const queue = driver === 'redis' ? `queue: { driver: redis, redis: { url: "${redis!.url}", prefix: ingest } }` : 'queue: { driver: memory, maxevents: 10000000 }';
-    const router = await startRouter(`ingest-${driver}`, `${queue}\noutputs:\n  - { name: file, type: file, path: "${join(work, `ingest-${driver}.ndjson`)}", maxsize: 1GiB }\n`);
-    await warmUp(`${router.url}/`);
-    const rss = sampleRss(router.child.pid!);
-    const cpu = cpuMeter({ router: router.child.pid, redis: redis?.child.pid, loadGenerator: undefined });
-    const r = await load(`${router.url}/`, { duration: DURATION });
-    const cpuUsPerRequest = cpu(r.requests);
-    results[`ingest_${driver}`] = {
-      cpuUsPerRequest,
-      rps: r.rps,
-      ratio: round(r.rps / base.rps, 2),
-      p50: r.p50,
-      p99: r.p99,
-      p99Ratio: round(r.p99 / base.p99, 2),
-      non2xx: r.non2xx,
-      errors: r.errors,
-      peakRssMb: round(rss.stop().peak),
-    };
-    console.log(`ingest ${driver}`, results[`ingest_${driver}`]);
-    await stop(router.child);
-    if (redis) await stop(redis.child);
+    const basePort = await freePort();
+    const baseline = await start(process.execPath, ['bench/baseline-server.mjs', String(basePort)]);
+    const targets: Array<{ key: string; url: string; pid: number; redisPid?: number; stop: () => Promise<void> }> = [
+      { key: 'baseline', url: `http://127.0.0.1:${basePort}/`, pid: baseline.pid!, stop: () => stop(baseline) },
+    ];
+    for (const driver of runs('ingest') ? (['memory', 'redis'] as const) : []) {
+      const redis = driver === 'redis' ? await startRedis() : undefined;
+      const queue = driver === 'redis' ? `queue: { driver: redis, redis: { url: "${redis!.url}", prefix: ingest } }` : 'queue: { driver: memory, maxevents: 10000000 }';
+      const router = await startRouter(`ingest-${driver}`, `${queue}\noutputs:\n  - { name: file, type: file, path: "${join(work, `ingest-${driver}.ndjson`)}", maxsize: 1GiB }\n`);
+      targets.push({
+        key: `ingest_${driver}`,
+        url: `${router.url}/`,
+        pid: router.child.pid!,
+        redisPid: redis?.child.pid,
+        stop: async () => {
+          await stop(router.child);
+          if (redis) await stop(redis.child);
+        },
+      });
+    }
+    for (const t of targets) await warmUp(t.url);
+    const rounds: Array<Record<string, Record<string, unknown>>> = [];
+    for (let n = 0; n < ROUNDS; n++) {
+      const r: Record<string, Record<string, unknown>> = {};
+      for (const t of targets) {
+        const rss = sampleRss(t.pid);
+        const pids: Record<string, number | undefined> = t.key === 'baseline' ? { server: t.pid } : { router: t.pid, ...(t.redisPid ? { redis: t.redisPid } : {}) };
+        const cpu = cpuMeter({ ...pids, loadGenerator: undefined });
+        const l = await load(t.url, { duration: DURATION });
+        r[t.key] = { rps: l.rps, p50: l.p50, p99: l.p99, non2xx: l.non2xx, errors: l.errors, peakRssMb: round(rss.stop().peak), cpuUsPerRequest: cpu(l.requests) };
+      }
+      for (const t of targets.slice(1)) {
+        r[t.key].ratio = round((r[t.key].rps as number) / (r.baseline.rps as number), 2);
+        r[t.key].p99Ratio = round((r[t.key].p99 as number) / (r.baseline.p99 as number), 2);
+      }
+      console.log(`round ${n + 1}`, JSON.stringify(r));
+      rounds.push(r);
+    }
+    for (const t of targets) {
+      // The median round by this scenario's ratio (the baseline's by its rate).
+      const by = (x: Record<string, Record<string, unknown>>) => (t.key === 'baseline' ? (x.baseline.rps as number) : (x[t.key].ratio as number));
+      const sorted = [...rounds].sort((x, y) => by(x) - by(y));
+      results[t.key] = { ...sorted[Math.floor(sorted.length / 2)][t.key], rounds: rounds.map((x) => x[t.key]) };
+      await t.stop();
+    }
   }
 
   // 3. End to end, five outputs, Redis driver
@@ -378,6 +390,7 @@ outputs:
     scale: SCALE,
     durationSec: DURATION,
     connections: CONNECTIONS,
+    rounds: ROUNDS,
   };
   const all = { meta, results };
   if (ONLY) {
@@ -398,7 +411,7 @@ function e2eCpu(c: Record<string, number>): string {
 
 function table({ meta, results: r }: { meta: Record<string, unknown>; results: Record<string, any> }): string {
   const lines = [
-    `Benchmark ${meta.date} — ${meta.machine}; Node ${meta.node}, Redis ${meta.redis}; ${meta.connections} connections, ${meta.durationSec} s per run${meta.scale !== 1 ? `, scale ${meta.scale}` : ''}`,
+    `Benchmark ${meta.date} — ${meta.machine}; Node ${meta.node}, Redis ${meta.redis}; ${meta.connections} connections, ${meta.durationSec} s per run, ingest: median of ${meta.rounds} interleaved rounds${meta.scale !== 1 ? `, scale ${meta.scale}` : ''}`,
     '',
     '| scenario | figure | value | target |',
     '|---|---|---|---|',
