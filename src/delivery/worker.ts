@@ -7,7 +7,7 @@ import type { Output } from '../../outputs/types.ts';
 import type { OutputInstance } from '../config/load.ts';
 import { StoredEvent } from '../event/stored-event.ts';
 import { HandBack, type Consumer, type QueueDriver, type QueueJob } from '../queue/types.ts';
-import { toOutputError, type FailureReason, type OutputError } from './output-error.ts';
+import { OutputError, toOutputError, type FailureReason } from './output-error.ts';
 import { backoffDelay, sleep } from './backoff.ts';
 
 /** Hooks for metrics; every method is optional. */
@@ -166,7 +166,7 @@ export class DeliveryWorker {
           const delivered = chunk.length - dead.length;
           if (delivered > 0) this.observer.delivered?.(name, type, delivered, Date.now() - job.acceptedAt);
         } finally {
-          this.#slots.release();
+          this.#release();
         }
       }
       done += chunk.length;
@@ -252,6 +252,12 @@ export class DeliveryWorker {
     });
   }
 
+  /** Frees a send slot; chunks waiting to go out together may take it. */
+  #release(): void {
+    this.#slots.release();
+    if (this.#waiting.length > 0) this.#pump();
+  }
+
   #pump(): void {
     const { maxbatch, linger } = this.instance.delivery;
     while (this.#waiting.length > 0) {
@@ -272,10 +278,7 @@ export class DeliveryWorker {
         count += w.events.length;
       }
       this.#waitingEvents -= count;
-      void this.#sendTogether(batch).finally(() => {
-        this.#slots.release();
-        this.#pump();
-      });
+      void this.#sendTogether(batch).finally(() => this.#release());
     }
     clearTimeout(this.#lingerTimer);
     this.#lingerTimer = undefined;
@@ -334,7 +337,7 @@ export class DeliveryWorker {
             settled((p) => p.reject(err));
           }
         } finally {
-          this.#slots.release();
+          this.#release();
         }
       }
     } finally {
@@ -380,7 +383,12 @@ export class DeliveryWorker {
       return undefined;
     } catch (err) {
       if (signal.aborted) throw new HandBack();
-      if (timedOut) return toOutputError(Object.assign(new Error(`attempt timed out after ${timeout} ms`), { name: 'TimeoutError' }));
+      if (timedOut) {
+        // Keep what the adapter knows went out before the timeout, so a final failure does not
+        // dead-letter it.
+        const undelivered = err instanceof OutputError ? err.undelivered : undefined;
+        return new OutputError(`attempt timed out after ${timeout} ms`, { reason: 'timeout', retryable: true, undelivered });
+      }
       return toOutputError(err);
     } finally {
       clearTimeout(timer);

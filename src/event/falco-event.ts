@@ -1,4 +1,4 @@
-import { parseLossless, parseLosslessKeepingText, stringifyLossless, escapeHtml, isLosslessNumber } from './json.ts';
+import { parseLossless, parseLosslessKeepingText, stringifyExact, escapeHtml, isLosslessNumber } from './json.ts';
 import { priorityLevel, priorityName, type Priority } from './priority.ts';
 
 /** An alert after validation and enrichment: falcosidekick's FalcoPayload. */
@@ -119,28 +119,25 @@ export function eventTimeMs(time: string): number {
  * The event as falcosidekick's webhook body (without the trailing newline): key order of
  * FalcoPayload, output_fields sorted, tags and hostname omitted when empty, HTML-escaped.
  */
-export function serializeEvent(ev: FalcoEvent, fieldsText?: string): string {
-  if (fieldsText !== undefined) {
-    // The same text as below, with output_fields as they arrived (most of an event's bytes):
-    // only for text that is already what the generic path writes (parseLosslessKeepingText).
-    const q = JSON.stringify;
-    let text = `{"uuid":${q(ev.uuid)},"output":${q(ev.output)},"priority":${q(ev.priority)},"rule":${q(ev.rule)},"time":${q(ev.time)},"output_fields":${fieldsText},"source":${q(ev.source)}`;
-    if (ev.tags.length > 0) text += `,"tags":${q(ev.tags)}`;
-    if (ev.hostname !== '') text += `,"hostname":${q(ev.hostname)}`;
-    return escapeHtml(text + '}');
-  }
-  const out: Record<string, unknown> = {
-    uuid: ev.uuid,
-    output: ev.output,
-    priority: ev.priority,
-    rule: ev.rule,
-    time: ev.time,
-    output_fields: sortKeys(ev.output_fields),
-    source: ev.source,
-  };
-  if (ev.tags.length > 0) out.tags = ev.tags;
-  if (ev.hostname !== '') out.hostname = ev.hostname;
-  return stringifyLossless(out);
+export function serializeEvent(ev: FalcoEvent, fieldsText: string = sortedJson(ev.output_fields)): string {
+  // fieldsText: output_fields as they arrived when that text is already what sortedJson writes
+  // (parseLosslessKeepingText); they are most of an event's bytes.
+  const q = JSON.stringify;
+  let text = `{"uuid":${q(ev.uuid)},"output":${q(ev.output)},"priority":${q(ev.priority)},"rule":${q(ev.rule)},"time":${q(ev.time)},"output_fields":${fieldsText},"source":${q(ev.source)}`;
+  if (ev.tags.length > 0) text += `,"tags":${q(ev.tags)}`;
+  if (ev.hostname !== '') text += `,"hostname":${q(ev.hostname)}`;
+  return escapeHtml(text + '}');
+}
+
+/**
+ * An object's JSON with its keys in Go's order (sorted as strings), exact numbers verbatim. Written
+ * key by key: a JavaScript object would put integer-like keys ("2", "10") first, in numeric order.
+ */
+function sortedJson(fields: Record<string, unknown>): string {
+  const keys = Object.keys(fields).sort();
+  let text = '{';
+  for (let i = 0; i < keys.length; i++) text += `${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:${stringifyExact(sortKeys(fields[keys[i]]))}`;
+  return text + '}';
 }
 
 /** Reads back an event written by serializeEvent (as stored on the queue). */

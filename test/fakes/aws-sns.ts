@@ -90,6 +90,8 @@ export interface SnsFake {
   failEntries(rule: EntryFailure): void;
   /** Removes every entry failure rule. */
   clearEntryFailures(): void;
+  /** Calls whose form body matches are never answered (the client's timeout ends them); undefined stops it. */
+  stall(match: ((body: string) => boolean) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -177,6 +179,7 @@ export async function startSnsFake(): Promise<SnsFake> {
   const refusing = new Budget();
   let refusal: Refusal = { code: 'InvalidParameter', message: 'Invalid parameter' };
   let entryRules: Array<EntryFailure & { budget?: Budget }> = [];
+  let stalling: ((body: string) => boolean) | undefined;
 
   /** Records an accepted message; its MessageId and, for FIFO, SequenceNumber. */
   const accept = (m: MessageRequest, topicArn: string, call: number, entryId?: string) => {
@@ -216,6 +219,10 @@ export async function startSnsFake(): Promise<SnsFake> {
     };
     if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return fail(400, 'InvalidAction', 'expected a form body');
     if (params.Version !== '2010-03-31') return fail(400, 'InvalidParameterValue', `bad Version ${params.Version}`);
+    if (stalling?.(req.body)) {
+      call.error = 'stalled';
+      return;
+    }
     if (throttle.take()) return fail(400, 'Throttling', 'Rate exceeded');
     if (failing.take()) return fail(500, 'InternalError', 'Internal failure');
     if (refusing.take()) return fail(400, refusal.code, refusal.message);
@@ -290,6 +297,9 @@ export async function startSnsFake(): Promise<SnsFake> {
     },
     clearEntryFailures: () => {
       entryRules = [];
+    },
+    stall: (match) => {
+      stalling = match;
     },
     close: () => server.close(),
   };

@@ -536,3 +536,24 @@ test('a call refused as a whole (bad request) is repeated one message per call, 
     }
   });
 });
+
+test('a last attempt that times out dead-letters only the messages that did not go out', async () => {
+  const yaml = fsYaml().replace('attempts: 5', 'attempts: 1').replace('timeout: 5s', 'timeout: 500ms');
+  await withRouter(yaml, async (r) => {
+    // Calls of 10 and 2 go out together; the one carrying n=11 is never answered.
+    sns.stall((body) => body.includes('n%3D11%29'));
+    try {
+      const events = Array.from({ length: 12 }, (_, i) => stored(i));
+      const from = sns.published.length;
+      await enqueue(r, events);
+      await waitFor(async () => (await r.queue.deadLetterCount('awssns')) > 0, 5000, 'a dead letter');
+      await delay(200);
+      assert.deepEqual(sns.published.slice(from).map(markerOf).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const dead = await r.queue.listDeadLetters('awssns');
+      assert.deepEqual(dead.map((d) => d.event).sort(), [events[10], events[11]].sort(), 'only the two unanswered messages');
+      assert.match(dead[0].reason, /timed out/);
+    } finally {
+      sns.stall(undefined);
+    }
+  });
+});

@@ -612,6 +612,20 @@ describe('through the router', () => {
     });
   });
 
+  test('with maxbatch above 1, alerts waiting to be batched are not stranded behind a summary, and a stop finishes', async (t) => {
+    const fake = await fakeSlack(t);
+    await withRouter(`outputs:\n  - { name: team-a, type: slack, webhookurl: "${fake.url}", delivery: { ratelimit: 0, maxbatch: 10, concurrency: 1, summarizeabove: 2 } }\n`, async (r) => {
+      await Promise.all(Array.from({ length: 30 }, (_, i) => r.post(falcoEvent(i)).then((res) => assert.equal(res.status, 200))));
+      const counted = () =>
+        fake.messages().reduce((n, m) => {
+          const summary = /^Flood control: (\d+) alerts? summarised/.exec(m.text ?? '');
+          return n + (summary ? Number(summary[1]) : 1);
+        }, 0);
+      await waitFor(() => counted() >= 30, 10_000, 'every alert posted or summarised');
+      assert.equal(counted(), 30);
+    });
+  });
+
   test(
     'a flood from one Falco (one alert per request) is summarised into few messages',
     async (t) => {

@@ -130,6 +130,9 @@ test('keeps every unsafe number exact, wherever it sits, and leaves strings alon
   const back = stringifyLossless(parseLossless(text));
   assert.equal(back, text);
   assert.throws(() => parseLossless('{"a":"\\u0000#LN#1"}'), /reserved/);
+  // Spelled with other escapes, the marker is still refused (it would otherwise corrupt the stored JSON).
+  assert.throws(() => parseLossless('{"a":"\\u0000\\u0023LN#1,\\"b\\":\\"c"}'), /reserved/);
+  assert.equal((parseLossless('{"a":"\\u0000 plain NUL"}') as { a: string }).a, "\u0000 plain NUL");
   assert.throws(() => parseLossless('{"a":01234567890123456789}'), /invalid number/);
 });
 
@@ -151,6 +154,13 @@ test('stores output_fields as they arrived only when that is byte-for-byte what 
     ['{"a":"\\u001B"}', false],
     ['{"a\\u0062":1}', false],
     ['{"a":[1,2]}', false],
+    // An escape right after another one is checked too.
+    ['{"a":"\\n\\/"}', false],
+    ['{"a":"\\n\\u00e9"}', false],
+    ['{"a":"\\"\\u0008"}', false],
+    ['{"a":"\\\\\\u003C"}', false],
+    // Go sorts keys as strings: "10" before "2", on both paths.
+    ['{"10":1,"2":2}', true],
     ['{"a":{"b":1}}', false],
   ];
   for (const [fields, kept] of cases) {
