@@ -5,7 +5,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { startTestRouter, tempDir } from '../helpers/router.ts';
@@ -67,7 +67,7 @@ test('mutual TLS ingest accepts a client with a valid certificate and refuses ot
     assert.equal(await postTls(url, 'client'), 200);
     await assert.rejects(postTls(url), 'no client certificate');
     await assert.rejects(postTls(url, 'stranger'), 'a certificate from another CA');
-    await waitFor(() => readFileSync(file, 'utf8').trim().split('\n').length === 1, 5000, 'exactly the one accepted event');
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').trim().split('\n').length === 1, 5000, 'exactly the one accepted event');
     assert.ok(r.plainUrl, 'a plain-HTTP server for notlspaths');
     assert.equal(await (await fetch(`${r.plainUrl}/healthz`)).text(), '{"status": "ok"}');
     assert.equal((await fetch(`${r.plainUrl}/`, { method: 'POST', body: F6 })).status, 404, 'ingest is not on the plain port');
@@ -92,7 +92,7 @@ test('a bearer token guards ingest and the dead-letter API, never the probes; /t
     assert.equal((await fetch(`${r.url}/api/v1/deadletters/file`)).status, 401);
     assert.equal((await fetch(`${r.url}/api/v1/deadletters/file`, { headers: { authorization: 'Bearer s3cret-token' } })).status, 200);
     assert.equal((await r.post('', { path: '/test' })).status, 404);
-    await waitFor(() => readFileSync(file, 'utf8').trim().split('\n').length === 1, 5000, 'only the authorised event stored');
+    await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').trim().split('\n').length === 1, 5000, 'only the authorised event stored');
     assert.ok(!r.logs.some((l) => l.includes('s3cret-token')), 'the token is never logged');
   } finally {
     await r.stop();
