@@ -65,6 +65,14 @@ async function main(): Promise<number> {
   const logger = createLogger(cfg.debug ? 'debug' : cfg.log.level);
   for (const w of cfg.warnings) logger.warn(w);
   if (cfg.usingDefaultOutput) logger.info('no output configured: writing events to ./falco-events.ndjson (the embedded default)');
+  // Node's default for SIGHUP is to exit. One that arrives while the router starts (a ConfigMap
+  // update while Redis is still coming up) is kept and acted on once the router runs.
+  let hupWhileStarting = false;
+  const earlyHup = () => {
+    hupWhileStarting = true;
+  };
+  process.on('SIGHUP', earlyHup);
+  logger.info({ queue: cfg.queue.driver, outputs: cfg.outputs.length }, 'starting');
   const router = await startRouter(cfg, outputTypes, logger).catch((err: Error) => {
     logger.fatal({ err: err.message }, `cannot start: ${err.message}`);
     return undefined;
@@ -96,7 +104,9 @@ async function main(): Promise<number> {
   const queueReload = (why: string) => {
     reloading = reloading.then(() => reload(why));
   };
+  process.off('SIGHUP', earlyHup);
   process.on('SIGHUP', () => queueReload('SIGHUP'));
+  if (hupWhileStarting) queueReload('SIGHUP during startup');
   if (file) watcher = watchConfig(file, () => queueReload('file changed'));
 
   return new Promise<number>((resolve) => {

@@ -185,3 +185,36 @@ test('a real process reloads on SIGHUP and on a file change, and keeps its confi
     await exited(p);
   }
 });
+
+test('a SIGHUP while the router is still starting (Redis not up yet) does not kill it; it reloads once started', { timeout: 60_000 }, async () => {
+  const late = await startRedis();
+  await late.stop();
+  const dir = tempDir();
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, `queue: { driver: redis, redis: { url: "${late.url}", prefix: hup-${randomUUID().slice(0, 8)} } }\noutputs:\n  - { name: a, type: file, path: ${join(dir, 'a.ndjson')} }\n`);
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '-c', file], {
+    cwd: join(import.meta.dirname, '..', '..'),
+    env: { ...process.env, LISTENPORT: String(port), LISTENADDRESS: '127.0.0.1', SHUTDOWN_GRACEPERIOD: '3s' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+  const p: Proc = { url: `http://127.0.0.1:${port}`, child, output };
+  try {
+    await waitFor(() => output.join('').includes('"msg":"starting"'), 20_000, 'the router starting');
+    child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(child.exitCode, null, `still running after the SIGHUP: ${output.join('')}`);
+    assert.equal(child.signalCode, null);
+    await late.start();
+    await waitFor(() => fetch(`${p.url}/healthz`).then((r) => r.ok, () => false), 20_000, 'the router listening once Redis is up');
+    await waitFor(() => output.join('').includes('config reloaded (SIGHUP during startup)'), 10_000, 'the reload it was asked for');
+    assert.equal((await fetch(p.url, { method: 'POST', body: falcoEvent(1) })).status, 200);
+  } finally {
+    child.kill('SIGTERM');
+    await exited(p);
+    await late.stop(true);
+  }
+});
