@@ -19,10 +19,7 @@ export class Metrics implements DeliveryObserver {
   readonly summarizedEvents: Counter<'output' | 'type'>;
   readonly deliveryLatency: Histogram<'output' | 'type'>;
   readonly ingestLatency: Histogram<never>;
-  readonly queueDepth: Gauge<'output' | 'type'>;
-  readonly deadLetterDepth: Gauge<'output' | 'type'>;
   readonly reloads: Counter<'result'>;
-  readonly outputStats: Gauge<'output' | 'type' | 'stat'>;
 
   constructor() {
     const r = this.registry;
@@ -54,31 +51,36 @@ export class Metrics implements DeliveryObserver {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [r],
     });
-    this.queueDepth = new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames: ['output', 'type'], registers: [r] });
-    this.outputStats = new Gauge({ name: 'falco_router_output_events_total', help: "Adapter counters since start, by output and kind (e.g. CloudWatch's rejectedTooOld, truncated, recreated)", labelNames: ['output', 'type', 'stat'], registers: [r] });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
-    this.deadLetterDepth = new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames: ['output', 'type'], registers: [r] });
   }
 
-  /** Queue depth and dead letters per output, read from the queue when Prometheus scrapes. */
+  /** Queue depth, dead letters and adapter counters per output, read when Prometheus scrapes. */
   watchQueues(queue: QueueDriver, workers: () => readonly DeliveryWorker[]): void {
-    const collect = (gauge: Gauge<'output' | 'type'>, read: (name: string) => Promise<number>) => async () => {
-      gauge.reset();
-      await Promise.all(
-        workers().map(async (w) => {
-          const v = await read(w.instance.name).catch(() => undefined);
-          if (v !== undefined) gauge.set({ output: w.instance.name, type: w.instance.type }, v);
-        }),
-      );
-    };
-    (this.queueDepth as unknown as { collect: () => Promise<void> }).collect = collect(this.queueDepth, (n) => queue.depth(n));
-    (this.deadLetterDepth as unknown as { collect: () => Promise<void> }).collect = collect(this.deadLetterDepth, (n) => queue.deadLetterCount(n));
-    (this.outputStats as unknown as { collect: () => void }).collect = () => {
-      this.outputStats.reset();
-      for (const w of workers()) {
-        for (const [stat, v] of Object.entries(w.output.stats ?? {})) if (typeof v === 'number') this.outputStats.set({ output: w.instance.name, type: w.instance.type, stat }, v);
-      }
-    };
+    const perOutput = (read: (name: string) => Promise<number>) =>
+      async function (this: Gauge<'output' | 'type'>) {
+        this.reset();
+        await Promise.all(
+          workers().map(async (w) => {
+            const v = await read(w.instance.name).catch(() => undefined);
+            if (v !== undefined) this.set({ output: w.instance.name, type: w.instance.type }, v);
+          }),
+        );
+      };
+    const registers = [this.registry];
+    new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames: ['output', 'type'], registers, collect: perOutput((n) => queue.depth(n)) });
+    new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames: ['output', 'type'], registers, collect: perOutput((n) => queue.deadLetterCount(n)) });
+    new Gauge({
+      name: 'falco_router_output_events_total',
+      help: "Adapter counters since start, by output and kind (e.g. CloudWatch's rejectedTooOld, truncated, recreated)",
+      labelNames: ['output', 'type', 'stat'],
+      registers,
+      collect(this: Gauge<'output' | 'type' | 'stat'>) {
+        this.reset();
+        for (const w of workers()) {
+          for (const [stat, v] of Object.entries(w.output.stats ?? {})) if (typeof v === 'number') this.set({ output: w.instance.name, type: w.instance.type, stat }, v);
+        }
+      },
+    });
   }
 
   attempt(output: string, type: string, outcome: 'ok' | FailureReason): void {
