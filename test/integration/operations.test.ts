@@ -366,6 +366,24 @@ test('reload in process: an added output receives new events, a removed one stop
   }
 });
 
+test('reload in process: settings that need a restart are named and left as they are; the rest applies', async () => {
+  const sink = await startHttpSink();
+  const r = await startTestRouter(`outputs:\n  - { name: a, type: webhook, address: "${sink.url}" }\n`);
+  try {
+    const file = join(tempDir(), 'next.yaml');
+    writeFileSync(file, `bodylimit: 2048\noutputs:\n  - { name: a, type: webhook, address: "${sink.url}" }\n  - { name: b, type: webhook, address: "${sink.url}" }\n`);
+    const result = await r.reload(loadConfig({ file, env: { LISTENADDRESS: '127.0.0.1', LISTENPORT: '1' }, types: outputTypes }));
+    assert.deepEqual(result.restartNeeded.sort(), ['bodylimit', 'listenport']);
+    assert.deepEqual(result.added, ['b']);
+    // Still listening where it was, with the old body limit.
+    assert.equal((await r.post(falcoEvent(1))).status, 200);
+    assert.equal((await r.post(`{"pad":"${'x'.repeat(4000)}",${falcoEvent(2).slice(1)}`)).status, 200);
+    await waitFor(() => sink.delivered().length === 4, 10_000, 'both events at a and b');
+  } finally {
+    await closeAll(r, sink);
+  }
+});
+
 for (const driver of ['memory', 'redis'] as const) {
   test(`reload in process: a changed address gets the events queued, retrying or in flight at the old one (${driver} queue)`, async () => {
     const redis = driver === 'redis' ? await startRedis() : undefined;
