@@ -1,6 +1,7 @@
 /**
  * A local HTTP server that records every request and answers from a script: a list of replies
- * used in order (the last one repeats), so a test can say "503 three times, then 200".
+ * used in order (the last one repeats), so a test can say "503 three times, then 200". Fakes of
+ * HTTP services (Slack) build on it with `answer`, which replies before the script is consulted.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 
@@ -13,11 +14,22 @@ export interface Reply {
 }
 
 export interface Recorded {
+  /** Arrival time, epoch ms. */
+  at: number;
   method: string;
   url: string;
   headers: IncomingMessage['headers'];
   body: string;
   status: number;
+}
+
+export interface SinkOptions {
+  /** Path of the URL the sink reports (default `/hook`); any path is answered unless `answer` says otherwise. */
+  path?: string;
+  /** A reply that takes precedence over the script (a service's own checks); undefined lets the script answer. */
+  answer?: (req: { method: string; url: string; body: string }) => Reply | undefined;
+  /** Headers on every reply, under the reply's own. */
+  headers?: Record<string, string>;
 }
 
 export interface HttpSink {
@@ -30,27 +42,30 @@ export interface HttpSink {
   close(): Promise<void>;
 }
 
-export async function startHttpSink(replies: Reply[] = [{ status: 200 }], port = 0): Promise<HttpSink> {
+export async function startHttpSink(replies: Reply[] = [{ status: 200 }], opts: SinkOptions = {}): Promise<HttpSink> {
   let script = [...replies];
   const requests: Recorded[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const reply = script.length > 1 ? script.shift()! : script[0];
-      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status: reply.status });
+      const body = Buffer.concat(chunks).toString('utf8');
+      const own = opts.answer?.({ method: req.method ?? '', url: req.url ?? '', body });
+      const reply = own ?? (script.length > 1 ? script.shift()! : script[0]);
+      requests.push({ at: Date.now(), method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, status: reply.status });
       const send = () => {
-        res.writeHead(reply.status, reply.headers ?? {});
+        if (res.destroyed) return;
+        res.writeHead(reply.status, { ...(opts.headers ?? {}), ...(reply.headers ?? {}) });
         res.end(reply.body ?? '');
       };
       if (reply.delayMs) setTimeout(send, reply.delayMs);
       else send();
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const actual = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${actual}/hook`,
+    url: `http://127.0.0.1:${actual}${opts.path ?? '/hook'}`,
     port: actual,
     requests,
     delivered: () => requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => r.body),

@@ -6,16 +6,11 @@
  * 404 `no_service`, a body that is not JSON with 400 `invalid_payload`, and a message with neither
  * text nor attachments with 400 `no_text` (these do not use the script).
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { startHttpSink, type Reply, type Recorded } from './http-sink.ts';
 
-export interface SlackReply {
-  status: number;
-  body?: string;
-  headers?: Record<string, string>;
-  /** Wait this long before answering (to provoke timeouts). */
-  delayMs?: number;
-}
+export type SlackReply = Reply;
 
 /** Slack's own answers. */
 export const slackReplies = {
@@ -49,7 +44,8 @@ export interface FakeSlack {
   /** The whole secret path (`/services/T…/B…/token`). */
   path: string;
   port: number;
-  requests: SlackRequest[];
+  /** The requests so far (a fresh snapshot on each read). */
+  readonly requests: SlackRequest[];
   /** Parsed bodies of the messages Slack accepted (2xx), in arrival order. */
   messages(): any[];
   script(replies: SlackReply[]): void;
@@ -59,52 +55,43 @@ export interface FakeSlack {
 const id = (n: number) => randomBytes(n).toString('hex').toUpperCase().slice(0, n);
 
 export async function startFakeSlack(replies: SlackReply[] = [slackReplies.ok()]): Promise<FakeSlack> {
-  let script = [...replies];
   const token = randomBytes(12).toString('hex');
   const path = `/services/T${id(8)}/B${id(10)}/${token}`;
-  const requests: SlackRequest[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
-      let json: any;
-      try {
-        json = JSON.parse(raw);
-      } catch {
-        json = undefined;
-      }
-      let reply: SlackReply;
-      if (req.method !== 'POST' || req.url !== path) reply = { status: 404, body: 'no_service' };
-      else if (json === undefined || typeof json !== 'object' || json === null) reply = slackReplies.invalidPayload();
-      else if (!json.text && !(Array.isArray(json.attachments) && json.attachments.length > 0)) reply = { status: 400, body: 'no_text' };
-      else reply = script.length > 1 ? script.shift()! : script[0];
-      requests.push({ at: Date.now(), method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, json, status: reply.status });
-      const send = () => {
-        if (res.destroyed) return;
-        res.writeHead(reply.status, { 'content-type': 'text/html', ...(reply.headers ?? {}) });
-        res.end(reply.body ?? '');
-      };
-      if (reply.delayMs) setTimeout(send, reply.delayMs);
-      else send();
-    });
+  const parse = (raw: string): any => {
+    try {
+      return JSON.parse(raw);
+    } catch {
+      return undefined;
+    }
+  };
+  const sink = await startHttpSink(replies, {
+    path,
+    headers: { 'content-type': 'text/html' },
+    answer: ({ method, url, body }) => {
+      const json = parse(body);
+      if (method !== 'POST' || url !== path) return { status: 404, body: 'no_service' };
+      if (json === undefined || typeof json !== 'object' || json === null) return slackReplies.invalidPayload();
+      if (!json.text && !(Array.isArray(json.attachments) && json.attachments.length > 0)) return { status: 400, body: 'no_text' };
+      return undefined;
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
+  // Parsed once per request, when a test first looks.
+  const seen = new WeakMap<Recorded, SlackRequest>();
+  const view = (r: Recorded): SlackRequest => {
+    let v = seen.get(r);
+    if (!v) seen.set(r, (v = { at: r.at, method: r.method, path: r.url, headers: r.headers, raw: r.body, json: parse(r.body), status: r.status }));
+    return v;
+  };
   return {
-    url: `http://127.0.0.1:${port}${path}`,
+    url: sink.url,
     token,
     path,
-    port,
-    requests,
-    messages: () => requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => r.json),
-    script: (r) => {
-      script = [...r];
+    port: sink.port,
+    get requests() {
+      return sink.requests.map(view);
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    messages: () => sink.requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => view(r).json),
+    script: (r) => sink.script(r),
+    close: () => sink.close(),
   };
 }
