@@ -17,7 +17,15 @@ export interface RouterProcess {
   stop(): Promise<number | null>;
 }
 
+/** Starts the router and waits until it answers /healthz. */
 export async function spawnRouter(configFile: string, env: Record<string, string> = {}): Promise<RouterProcess> {
+  const p = await launchRouter(configFile, env);
+  await p.listening();
+  return p;
+}
+
+/** Starts the router without waiting for it (for what happens while it starts). */
+export async function launchRouter(configFile: string, env: Record<string, string> = {}): Promise<RouterProcess & { listening(): Promise<void> }> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '-c', configFile], {
     cwd: ROOT,
@@ -31,16 +39,17 @@ export async function spawnRouter(configFile: string, env: Record<string, string
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
   const gone = () => child.exitCode !== null || child.signalCode !== null;
-  await waitFor(
-    async () => {
-      if (gone()) throw new Error(`router exited: ${output()}`);
-      return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    },
-    20_000,
-    'the router process to listen',
-  );
   return {
     url,
+    listening: () =>
+      waitFor(
+        async () => {
+          if (gone()) throw new Error(`router exited: ${output()}`);
+          return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+        },
+        20_000,
+        'the router process to listen',
+      ),
     child,
     output,
     logs: () =>

@@ -4,13 +4,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { startHttpSink } from '../fakes/http-sink.ts';
-import { freePort } from '../helpers/ports.ts';
+import { launchRouter, spawnRouter } from '../helpers/process.ts';
 import { tempDir } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { falcoEvent, markerOf } from '../fixtures/events.ts';
@@ -20,50 +19,6 @@ before(async () => {
   redis = await startRedis();
 });
 after(() => redis.stop(true));
-
-interface Proc {
-  url: string;
-  child: ChildProcess;
-  output: string[];
-}
-
-async function spawnRouter(configFile: string): Promise<Proc> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '-c', configFile], {
-    cwd: join(import.meta.dirname, '..', '..'),
-    env: { ...process.env, LISTENPORT: String(port), LISTENADDRESS: '127.0.0.1', SHUTDOWN_GRACEPERIOD: '3s' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`router exited: ${output.join('')}`);
-      return fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    },
-    20_000,
-    'the router process to listen',
-  );
-  return { url, child, output };
-}
-
-/** Exit code (null when a signal ended it), or a failure with the process's output when it does not exit within 30 s. */
-function exited(p: Proc): Promise<number | null> {
-  // A process ended by a signal keeps exitCode null: signalCode says it is gone.
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve(p.child.exitCode);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      p.child.kill('SIGKILL');
-      reject(new Error(`router did not exit; its output:\n${p.output.join('').slice(-3000)}`));
-    }, 30_000);
-    p.child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
-}
 
 /** Posts events n0..n0+count-1, returns the markers acknowledged with 200 (stops at the first failure). */
 async function postUntilFailure(url: string, n0: number, count: number): Promise<number[]> {
@@ -112,7 +67,7 @@ test('a router killed with SIGKILL mid-stream delivers every acknowledged event 
   await waitFor(() => sink.delivered().length >= 100, 20_000, 'deliveries to start');
   first.child.kill('SIGKILL');
   await posting;
-  await exited(first);
+  await first.stop();
   assert.ok(acked.length > 100, `events were acknowledged before the kill (${acked.length})`);
   const deliveredBeforeRestart = new Set(sink.delivered().map(markerOf)).size;
   assert.ok(deliveredBeforeRestart < acked.length, 'the kill left acknowledged events undelivered');
@@ -128,10 +83,9 @@ test('a router killed with SIGKILL mid-stream delivers every acknowledged event 
       'every acknowledged event after restart',
     );
   } finally {
-    second.child.kill('SIGTERM');
     await sink.close();
   }
-  assert.equal(await exited(second), 0, 'SIGTERM stops the restarted router with exit code 0');
+  assert.equal(await second.stop(), 0, 'SIGTERM stops the restarted router with exit code 0');
 });
 
 test('two router processes on one Redis deliver each event once per output', { timeout: 90_000 }, async () => {
@@ -146,9 +100,7 @@ test('two router processes on one Redis deliver each event once per output', { t
   const markers = sink.delivered().map(markerOf);
   assert.equal(markers.length, n, 'no duplicate deliveries');
   assert.equal(new Set(markers).size, n);
-  a.child.kill('SIGTERM');
-  b.child.kill('SIGTERM');
-  assert.deepEqual(await Promise.all([exited(a), exited(b)]), [0, 0]);
+  assert.deepEqual(await Promise.all([a.stop(), b.stop()]), [0, 0]);
   await sink.close();
 });
 
@@ -158,29 +110,19 @@ test('a SIGHUP while the router is still starting (Redis not up yet) does not ki
   const dir = tempDir();
   const file = join(dir, 'config.yaml');
   writeFileSync(file, `queue: { driver: redis, redis: { url: "${late.url}", prefix: hup-${randomUUID().slice(0, 8)} } }\noutputs:\n  - { name: a, type: file, path: ${join(dir, 'a.ndjson')} }\n`);
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '-c', file], {
-    cwd: join(import.meta.dirname, '..', '..'),
-    env: { ...process.env, LISTENPORT: String(port), LISTENADDRESS: '127.0.0.1', SHUTDOWN_GRACEPERIOD: '3s' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
-  const p: Proc = { url: `http://127.0.0.1:${port}`, child, output };
+  const p = await launchRouter(file);
   try {
-    await waitFor(() => output.join('').includes('"msg":"starting"'), 20_000, 'the router starting');
-    child.kill('SIGHUP');
+    await waitFor(() => p.output().includes('"msg":"starting"'), 20_000, 'the router starting');
+    p.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 300));
-    assert.equal(child.exitCode, null, `still running after the SIGHUP: ${output.join('')}`);
-    assert.equal(child.signalCode, null);
+    assert.equal(p.child.exitCode, null, `still running after the SIGHUP: ${p.output()}`);
+    assert.equal(p.child.signalCode, null);
     await late.start();
-    await waitFor(() => fetch(`${p.url}/healthz`).then((r) => r.ok, () => false), 20_000, 'the router listening once Redis is up');
-    await waitFor(() => output.join('').includes('config reloaded (SIGHUP during startup)'), 10_000, 'the reload it was asked for');
+    await p.listening();
+    await waitFor(() => p.output().includes('config reloaded (SIGHUP during startup)'), 10_000, 'the reload it was asked for');
     assert.equal((await fetch(p.url, { method: 'POST', body: falcoEvent(1) })).status, 200);
   } finally {
-    child.kill('SIGTERM');
-    await exited(p);
+    await p.stop();
     await late.stop(true);
   }
 });
