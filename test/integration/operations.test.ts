@@ -226,6 +226,21 @@ interface ReadyBody {
   disabled: unknown[];
 }
 
+/** Polls /ready until it answers `status`; returns that answer's body. */
+async function readyWhen(url: string, status: number, timeoutMs: number): Promise<ReadyBody> {
+  let body: ReadyBody | undefined;
+  await waitFor(
+    async () => {
+      const res = await ready(url);
+      body = res.body;
+      return res.status === status;
+    },
+    timeoutMs,
+    `/ready to answer ${status}`,
+  );
+  return body!;
+}
+
 async function ready(url: string): Promise<{ status: number; body: ReadyBody }> {
   const res = await fetch(`${url}/ready`);
   return { status: res.status, body: (await res.json()) as ReadyBody };
@@ -280,40 +295,22 @@ outputs:
     assert.equal(down1.backlog, 2);
 
     await redis.stop(true);
-    let downBody: ReadyBody | undefined;
-    await waitFor(
-      async () => {
-        const res = await ready(r!.url);
-        downBody = res.body;
-        return res.status === 503;
-      },
-      10_000,
-      '/ready to answer 503',
-    );
-    assert.equal(downBody!.ready, false);
-    assert.deepEqual(downBody!.queue, { driver: 'redis', reachable: false });
+    const downBody = await readyWhen(r.url, 503, 10_000);
+    assert.equal(downBody.ready, false);
+    assert.deepEqual(downBody.queue, { driver: 'redis', reachable: false });
     // Per-output state survives; the backlog cannot be read while Redis is away.
-    assert.equal(out(downBody!, 'up').lastSuccessAt, up1.lastSuccessAt);
-    assert.equal(out(downBody!, 'down').lastError!.reason, 'serverError');
-    assert.equal(out(downBody!, 'down').backlog, null);
+    assert.equal(out(downBody, 'up').lastSuccessAt, up1.lastSuccessAt);
+    assert.equal(out(downBody, 'down').lastError!.reason, 'serverError');
+    assert.equal(out(downBody, 'down').backlog, null);
     assert.equal((await fetch(`${r.url}/healthz`)).status, 200, 'liveness does not depend on Redis');
     assert.equal((await r.post(falcoEvent(3))).status, 503, 'nothing is acknowledged while Redis is away');
 
     await redis.start();
-    let backBody: ReadyBody | undefined;
-    await waitFor(
-      async () => {
-        const res = await ready(r!.url);
-        backBody = res.body;
-        return res.status === 200;
-      },
-      15_000,
-      '/ready to answer 200 again',
-    );
-    assert.equal(backBody!.ready, true);
-    assert.deepEqual(backBody!.queue, { driver: 'redis', reachable: true });
-    assert.equal(out(backBody!, 'up').lastSuccessAt, up1.lastSuccessAt);
-    assert.equal(typeof out(backBody!, 'up').backlog, 'number');
+    const backBody = await readyWhen(r.url, 200, 15_000);
+    assert.equal(backBody.ready, true);
+    assert.deepEqual(backBody.queue, { driver: 'redis', reachable: true });
+    assert.equal(out(backBody, 'up').lastSuccessAt, up1.lastSuccessAt);
+    assert.equal(typeof out(backBody, 'up').backlog, 'number');
     // And it works again.
     await waitFor(async () => (await r!.post(falcoEvent(4))).status === 200, 15_000, 'ingest to accept again');
     await waitFor(() => okSink.delivered().map(markerOf).includes(4), 15_000, 'a delivery after Redis returned');
