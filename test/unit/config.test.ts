@@ -115,7 +115,7 @@ outputs:
   - { name: a, type: webhook, address: "not a url", minimumpriority: warn }
   - { name: a, type: file, path: /tmp/x, maxsize: huge }
   - { name: b, type: carrier-pigeon }
-  - { name: c, type: webhook, address: "http://x/", adress: typo, method: PATCH, delivery: { attempts: 0, timeout: soon } }
+  - { name: c, type: webhook, address: "http://x/", adress: typo, method: PATCH, delivery: { attempts: 0, timeout: soon, linger: later } }
   - { type: file, path: /tmp/y }
 `);
   const expect = [
@@ -130,6 +130,7 @@ outputs:
     /^outputs\[3\]\.method: must be POST or PUT$/,
     /^outputs\[3\]\.delivery\.attempts: must be at least 1$/,
     /^outputs\[3\]\.delivery\.timeout: "soon" is not a duration/,
+    /^outputs\[3\]\.delivery\.linger: "later" is not a duration/,
     /^outputs\[4\]\.name: is required$/,
   ];
   for (const re of expect) assert.ok(p.some((x) => re.test(x)), `missing ${re}\nin:\n${p.join('\n')}`);
