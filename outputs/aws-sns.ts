@@ -295,10 +295,8 @@ class SnsOutput implements Output {
       if (failures.length > 0) {
         // What went out stays out: the worker retries the whole batch, and these are skipped then.
         this.#remember(published.map((e) => e.uuid).filter((u) => u !== ''));
-        const err = this.#failure(failures, pending.length, published.length);
         // Only what did not go out is dead-lettered if this is final.
-        const out = new Set(published.map((e) => e.uuid));
-        throw new OutputError(err.message, { ...err, undelivered: batch.filter((it) => !out.has(it.event.uuid) && !skipped.includes(it.event.uuid)) });
+        throw this.#failure(failures, pending.length, published.length, batch.filter((it) => !this.#published.has(it.event.uuid)));
       }
     }
     for (const u of skipped) this.#published.delete(u);
@@ -405,15 +403,14 @@ class SnsOutput implements Output {
    * The one error a send throws. Anything worth retrying comes first (the retry also sends the
    * refused messages again and finds out again); only when nothing is, the refusal.
    */
-  #failure(failures: Failure[], sent: number, published: number): OutputError {
+  #failure(failures: Failure[], sent: number, published: number, undelivered: readonly StoredEvent[]): OutputError {
     const retryable = failures.filter((f) => f.error.retryable);
     const chosen = retryable.length > 0 ? retryable : failures;
     const lead = chosen.find((f) => f.error.reason === 'rateLimited') ?? chosen[0];
     const after = published > 0 ? `; ${published} of ${sent} published (not sent again)` : '';
     if (chosen.every((f) => f.whole)) {
       // Whole calls failed: today's classification and message.
-      if (after === '') return lead.error;
-      return new OutputError(`${lead.error.message}${after}`, lead.error);
+      return new OutputError(`${lead.error.message}${after}`, { ...lead.error, undelivered });
     }
     const events = chosen.flatMap((f) => f.entries.map((e) => e.uuid || '(no uuid)'));
     const shown = events.length > 5 ? `${events.slice(0, 5).join(', ')} and ${events.length - 5} more` : events.join(', ');
@@ -424,6 +421,7 @@ class SnsOutput implements Output {
       reason: lead.error.reason,
       retryable: lead.error.retryable,
       status: lead.error.status,
+      undelivered,
     });
   }
 

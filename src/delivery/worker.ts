@@ -33,7 +33,7 @@ const MAX_SUMMARY_EVENTS = 10_000;
  * Jobs taken at once by outputs that summarise or batch, so that the events of many small jobs
  * can go out together (one summary, one PutLogEvents) instead of one send per job.
  */
-const SUMMARY_CONSUMERS = 64;
+const GATHER_CONSUMERS = 64;
 
 interface Parked {
   events: StoredEvent[];
@@ -112,7 +112,7 @@ export class DeliveryWorker {
     const { concurrency, summarizeabove } = this.instance.delivery;
     // Sends are limited by #slots; an output that summarises takes more jobs at once, so that
     // the events of many small jobs can wait together for one summary.
-    const jobs = (this.output.sendSummary && summarizeabove > 0) || this.#batches() ? Math.max(concurrency, SUMMARY_CONSUMERS) : concurrency;
+    const jobs = (this.output.sendSummary && summarizeabove > 0) || this.#batches() ? Math.max(concurrency, GATHER_CONSUMERS) : concurrency;
     this.#consumer = this.queue.consume(this.instance.name, jobs, (job, signal) => this.#handle(job, signal));
   }
 
