@@ -233,7 +233,8 @@ outputs:
     assert.equal((await fetch(`${r.url}/ready`)).status, 503);
     await own.start();
     await waitFor(async () => (await r.post(falcoEvent(3))).status === 200, 15_000, 'ingest to recover');
-    await waitFor(() => sink.delivered().map(markerOf).includes(3), 10_000, 'delivery after recovery');
+    // A BullMQ worker whose fetch failed while Redis was away tries again 15 s later (its runRetryDelay).
+    await waitFor(() => sink.delivered().map(markerOf).includes(3), 25_000, 'delivery after recovery');
     assert.equal((await fetch(`${r.url}/ready`)).status, 200);
     await r.stop();
     await sink.close();
