@@ -1,9 +1,9 @@
-/** The registry: every output type the router knows. A new output is one file and one line here. */
-import type { OutputType } from './types.ts';
-import { file } from './file.ts';
-import { webhook } from './webhook.ts';
-import { slack } from './slack.ts';
-import { awsCloudWatchLogs } from './aws-cloudwatch-logs.ts';
-import { awsSns } from './aws-sns.ts';
+/** The registry: every output type the router knows. A new output is one folder and one line here. */
+import type { OutputType } from './sdk/contract.ts';
+import { file } from './file/index.ts';
+import { webhook } from './webhook/index.ts';
+import { slack } from './slack/index.ts';
+import { awsCloudWatchLogs } from './awscloudwatchlogs/index.ts';
+import { awsSns } from './awssns/index.ts';
 
-export const outputTypes: readonly OutputType<any>[] = [file, webhook, slack, awsCloudWatchLogs, awsSns];
+export const outputTypes: readonly OutputType[] = [file, webhook, slack, awsCloudWatchLogs, awsSns] as readonly OutputType<any>[];

@@ -1,20 +1,21 @@
 /**
- * Wires a validated config into a running router: queue, outputs, delivery workers, HTTP
- * server(s); and swaps output instances on reload without losing what is queued or in flight.
+ * Wires a validated config into a running router: queue, output instances and their pipelines,
+ * HTTP server(s); and swaps output instances on reload without losing what is queued or in flight.
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { RouterConfig, OutputInstance } from './config/load.ts';
-import type { OutputType } from '../outputs/types.ts';
+import type { OutputType } from '../outputs/sdk/contract.ts';
+import type { ClientTlsFiles } from '../outputs/sdk/http.ts';
 import { MemoryQueue } from './queue/memory.ts';
 import { RedisQueue } from './queue/redis.ts';
 import type { QueueDriver } from './queue/types.ts';
-import { DeliveryWorker } from './delivery/worker.ts';
+import type { DeliveryWorker } from './pipeline/worker.ts';
+import { createInstance, type InstanceContext } from './pipeline/instance.ts';
 import { GroupCommit } from './ingest/group-commit.ts';
 import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from './ingest/server.ts';
 import { Metrics } from './metrics.ts';
-import type { ClientTlsFiles } from './http/client.ts';
 
 export interface Router {
   /** The main server (TLS when tlsserver.deploy). */
@@ -31,13 +32,10 @@ export interface Router {
   stop(): Promise<void>;
 }
 
-interface Disabled {
-  name: string;
-  type: string;
-  error: string;
-}
+/** Settings that take effect only when the process starts. */
+const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'queue', 'tlsserver'] as const;
 
-export async function startRouter(initial: RouterConfig, types: readonly OutputType<any>[], logger: Logger): Promise<Router> {
+export async function startRouter(initial: RouterConfig, types: readonly OutputType[], logger: Logger): Promise<Router> {
   let cfg = initial;
   const queue: QueueDriver =
     cfg.queue.driver === 'redis'
@@ -51,27 +49,8 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       : new MemoryQueue(cfg.queue.maxevents);
 
   const metrics = new Metrics();
-  let workers: DeliveryWorker[] = [];
-  let disabled: Disabled[] = [];
-
-  const createWorker = async (inst: OutputInstance, c: RouterConfig): Promise<DeliveryWorker | Disabled> => {
-    const type = types.find((t) => t.type === inst.type)!;
-    try {
-      const output = await type.create(inst.name, inst.settings, { logger: logger.child({ output: inst.name }), debug: c.debug, tls: clientTls(c), concurrency: inst.delivery.concurrency });
-      return new DeliveryWorker(inst, output, queue, logger, metrics);
-    } catch (err) {
-      // One broken output (bad credentials, unreadable certificate) must not take the others down.
-      const error = (err as Error).message;
-      logger.error({ output: inst.name, type: inst.type, err: error }, `output ${inst.name} disabled: ${error}`);
-      return { name: inst.name, type: inst.type, error };
-    }
-  };
-
-  for (const inst of cfg.outputs) {
-    const w = await createWorker(inst, cfg);
-    if (w instanceof DeliveryWorker) workers.push(w);
-    else disabled.push(w);
-  }
+  const context = (c: RouterConfig): InstanceContext => ({ types, queue, logger, observer: metrics, debug: c.debug, tls: clientTls(c) });
+  let workers = cfg.outputs.map((inst) => createInstance(inst, context(cfg)));
   for (const w of workers) w.start();
 
   const liveFrom = (c: RouterConfig): LiveSettings => ({
@@ -82,7 +61,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     testEndpoint: c.testendpoint,
   });
   let live = liveFrom(cfg);
-  metrics.watchQueues(queue, () => workers);
+  metrics.watchOutputs(queue, () => workers);
 
   const deps = {
     bodyLimit: cfg.bodylimit,
@@ -91,16 +70,22 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     queue,
     metrics,
     logger,
-    readiness: async () => {
+    readiness: async (detail: boolean) => {
       const outputs = await Promise.all(
-        workers.map(async (w) => ({
-          ...w.state,
-          backlog: await queue.depth(w.instance.name).catch(() => null),
-          deadLetters: await queue.deadLetterCount(w.instance.name).catch(() => null),
-        })),
+        workers.map(async (w) => {
+          const { lastError, setupError, ...state } = w.state;
+          return {
+            ...state,
+            // Error texts (secrets already redacted) only to those who may read the dead letters.
+            lastError: lastError && (detail ? lastError : { at: lastError.at, reason: lastError.reason }),
+            setupError: setupError && (detail ? setupError : { at: setupError.at, attempts: setupError.attempts, retryAt: setupError.retryAt }),
+            backlog: await queue.depth(w.instance.name).catch(() => null),
+            deadLetters: await queue.deadLetterCount(w.instance.name).catch(() => null),
+          };
+        }),
       );
       const ready = queue.ready();
-      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs, disabled } };
+      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs } };
     },
   };
 
@@ -127,49 +112,37 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
   }
   const address = await server.listen({ host, port: cfg.listenport });
   const plainAddress = plain ? await plain.listen({ host, port: t.notlsport }) : undefined;
+  const where = (port: number) => `${cfg.listenaddress || 'all interfaces'} port ${port}`;
   logger.info(
     { outputs: cfg.outputs.map((o) => `${o.name} (${o.type})`), queue: queue.kind, tls: t.deploy, mutualtls: t.deploy && t.mutualtls },
-    `listening on ${address}${plainAddress ? ` and ${plainAddress} (${t.notlspaths.join(', ')})` : ''}`,
+    `listening on ${where(cfg.listenport)}${t.deploy ? ' (TLS)' : ''}${plain ? `, and plain HTTP on ${where(t.notlsport)} for ${t.notlspaths.join(', ')}` : ''}`,
   );
 
   const reload: Router['reload'] = async (next) => {
-    const nextLiveToken = readToken(next); // fails before anything changes when the token file is unreadable
-    const restartNeeded = ['listenaddress', 'listenport', 'bodylimit', 'queue', 'tlsserver'].filter(
-      (k) => JSON.stringify((cfg as unknown as Record<string, unknown>)[k]) !== JSON.stringify((next as unknown as Record<string, unknown>)[k]),
-    );
+    const nextToken = readToken(next); // fails before anything changes when the token file is unreadable
+    const restartNeeded = RESTART_KEYS.filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(next[k]));
     const before = new Map(workers.map((w) => [w.instance.name, w]));
     const wanted = new Map(next.outputs.map((o) => [o.name, o]));
     // `origin` (outputs[i]) only says where the instance was written: moving it in the list changes nothing.
     const comparable = ({ origin: _origin, ...rest }: OutputInstance) => JSON.stringify(rest);
-    const same = (w: DeliveryWorker, o: OutputInstance) => w.instance.type === o.type && comparable(w.instance) === comparable(o);
     const removed = [...before.keys()].filter((n) => !wanted.has(n));
-    const changed = [...wanted.keys()].filter((n) => before.has(n) && !same(before.get(n)!, wanted.get(n)!));
-    const added = [...wanted.keys()].filter((n) => !before.has(n) && !disabled.some((d) => d.name === n));
-    const retried = disabled.filter((d) => wanted.has(d.name)).map((d) => d.name);
-
-    // Build the new instances first; on failure the old one keeps running.
-    const fresh = new Map<string, DeliveryWorker>();
-    const nextDisabled: Disabled[] = [];
-    for (const name of [...changed, ...added, ...retried]) {
-      const w = await createWorker(wanted.get(name)!, next);
-      if (w instanceof DeliveryWorker) fresh.set(name, w);
-      else if (!before.has(name)) nextDisabled.push(w);
-    }
-    // Stop the replaced and removed workers: in-flight sends finish or go back to their queue,
+    const changed = [...wanted.keys()].filter((n) => before.has(n) && comparable(before.get(n)!.instance) !== comparable(wanted.get(n)!));
+    const added = [...wanted.keys()].filter((n) => !before.has(n));
+    const fresh = new Map([...changed, ...added].map((n) => [n, createInstance(wanted.get(n)!, context(next))]));
+    // Stop the replaced and removed workers: sends in flight finish or go back to their queue,
     // which is keyed by output name, so the new worker picks them up.
-    const retiring = [...removed, ...[...fresh.keys()].filter((n) => before.has(n))].map((n) => before.get(n)!);
+    const retiring = [...removed, ...changed].map((n) => before.get(n)!);
     await Promise.all(retiring.map((w) => w.stop(next.shutdown.graceperiod, { drain: false })));
     await Promise.allSettled(retiring.map((w) => w.output.close?.()));
-    workers = next.outputs.map((o) => fresh.get(o.name) ?? before.get(o.name)).filter((w): w is DeliveryWorker => w !== undefined && !retiring.includes(w));
+    workers = next.outputs.map((o) => fresh.get(o.name) ?? before.get(o.name)!);
     for (const w of fresh.values()) w.start();
-    disabled = nextDisabled;
     for (const name of removed) {
       const left = await queue.depth(name).catch(() => 0);
       if (left > 0) logger.warn({ output: name, events: left }, `output ${name} removed with ${left} events still queued; they are delivered if it comes back under the same name`);
     }
     cfg = next;
-    live = { ...liveFrom(next), token: nextLiveToken };
-    return { added: [...added, ...retried].filter((n) => fresh.has(n)), removed, changed: changed.filter((n) => fresh.has(n)), restartNeeded };
+    live = { ...liveFrom(next), token: nextToken };
+    return { added, removed, changed, restartNeeded: [...restartNeeded] };
   };
 
   let stopping: Promise<void> | undefined;
@@ -190,7 +163,8 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       await queue.close();
     })());
 
-  const local = (a: string) => a.replace('0.0.0.0', '127.0.0.1');
+  // The address to reach it from this host (tests, check scripts), not the bind address.
+  const local = (a: string) => a.replace('0.0.0.0', '127.0.0.1').replace('[::]', '[::1]');
   return {
     server,
     queue,

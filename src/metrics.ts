@@ -3,8 +3,8 @@
  * plus the router's own. Per-pod and per-namespace labels are off by default (falcosidekick#1132).
  */
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
-import type { FailureReason } from './delivery/output-error.ts';
-import type { DeliveryObserver, DeliveryWorker } from './delivery/worker.ts';
+import type { FailureReason } from './errors.ts';
+import type { DeliveryObserver, DeliveryWorker } from './pipeline/worker.ts';
 import type { QueueDriver } from './queue/types.ts';
 
 export class Metrics implements DeliveryObserver {
@@ -20,6 +20,8 @@ export class Metrics implements DeliveryObserver {
   readonly deliveryLatency: Histogram<'output' | 'type'>;
   readonly ingestLatency: Histogram<never>;
   readonly reloads: Counter<'result'>;
+  readonly outputEvents: Counter<'output' | 'type' | 'stat'>;
+  readonly setupFailures: Counter<'output' | 'type'>;
 
   constructor() {
     const r = this.registry;
@@ -51,36 +53,52 @@ export class Metrics implements DeliveryObserver {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [r],
     });
+    this.outputEvents = new Counter({
+      name: 'falco_router_output_events_total',
+      help: "Output-specific counts, by output and kind (e.g. CloudWatch's rejectedTooOld, truncated, recreated)",
+      labelNames: ['output', 'type', 'stat'],
+      registers: [r],
+    });
+    this.setupFailures = new Counter({
+      name: 'falco_router_output_setup_failures_total',
+      help: 'Failed set-ups of an output (credentials, identity check, certificate files); its alerts wait meanwhile',
+      labelNames: ['output', 'type'],
+      registers: [r],
+    });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
   }
 
-  /** Queue depth, dead letters and adapter counters per output, read when Prometheus scrapes. */
-  watchQueues(queue: QueueDriver, workers: () => readonly DeliveryWorker[]): void {
-    const perOutput = (read: (name: string) => Promise<number>) =>
+  /** Queue depth, dead letters and set-up state per output, read when Prometheus scrapes. */
+  watchOutputs(queue: QueueDriver, workers: () => readonly DeliveryWorker[]): void {
+    const perOutput = (read: (w: DeliveryWorker) => number | Promise<number>) =>
       async function (this: Gauge<'output' | 'type'>) {
         this.reset();
         await Promise.all(
           workers().map(async (w) => {
-            const v = await read(w.instance.name).catch(() => undefined);
+            const v = await Promise.resolve(read(w)).catch(() => undefined);
             if (v !== undefined) this.set({ output: w.instance.name, type: w.instance.type }, v);
           }),
         );
       };
     const registers = [this.registry];
-    new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames: ['output', 'type'], registers, collect: perOutput((n) => queue.depth(n)) });
-    new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames: ['output', 'type'], registers, collect: perOutput((n) => queue.deadLetterCount(n)) });
+    const labelNames = ['output', 'type'] as const;
+    new Gauge({ name: 'falco_router_queue_depth', help: 'Events waiting or in flight, by output', labelNames, registers, collect: perOutput((w) => queue.depth(w.instance.name)) });
+    new Gauge({ name: 'falco_router_dead_letters', help: 'Events in the dead-letter set, by output', labelNames, registers, collect: perOutput((w) => queue.deadLetterCount(w.instance.name)) });
     new Gauge({
-      name: 'falco_router_output_events_total',
-      help: "Adapter counters since start, by output and kind (e.g. CloudWatch's rejectedTooOld, truncated, recreated)",
-      labelNames: ['output', 'type', 'stat'],
+      name: 'falco_router_output_up',
+      help: '1 once the output is set up, 0 while its set-up fails (its alerts wait, set-up is retried)',
+      labelNames,
       registers,
-      collect(this: Gauge<'output' | 'type' | 'stat'>) {
-        this.reset();
-        for (const w of workers()) {
-          for (const [stat, v] of Object.entries(w.output.stats ?? {})) if (typeof v === 'number') this.set({ output: w.instance.name, type: w.instance.type, stat }, v);
-        }
-      },
+      collect: perOutput((w) => (w.state.status === 'running' ? 1 : 0)),
     });
+  }
+
+  outputEvent(output: string, type: string, stat: string, n: number): void {
+    this.outputEvents.inc({ output, type, stat }, n);
+  }
+
+  setupFailed(output: string, type: string): void {
+    this.setupFailures.inc({ output, type });
   }
 
   attempt(output: string, type: string, outcome: 'ok' | FailureReason): void {

@@ -1,22 +1,21 @@
 /**
  * Config = built-in defaults < YAML file < environment variables, with falcosidekick's key names,
- * env naming (key path upper-cased, `.` → `_`) and `k:v,k2:v2` maps. Everything is validated
- * here, at start, and every error names the key path.
+ * env naming (key path upper-cased, `.` → `_`) and `k:v,k2:v2` maps. Which keys exist, and how an
+ * env value is read, comes from the schemas (walk.ts). Everything is validated here, at start, and
+ * every error names the key path.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { globalSchema, instanceCommon, COMMON_KEYS, GLOBAL_ENV_KEYS, MAP_KEYS, type GlobalConfig, type DeliverySettings } from './schema.ts';
-import type { OutputType } from '../../outputs/types.ts';
-import { compileTemplate, type CompiledTemplate } from '../event/template.ts';
+import { globalSchema, instanceSchema, type GlobalConfig, type DeliverySettings } from './schema.ts';
+import { fields, envName, type EnvKind } from './walk.ts';
+import { FALCOSIDEKICK_SECTIONS } from './falcosidekick.ts';
+import type { OutputType } from '../../outputs/sdk/contract.ts';
+import { GoTemplate } from '../event/template.ts';
 import { priorityName } from '../event/priority.ts';
+import { ConfigError } from '../errors.ts';
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export interface OutputInstance {
   name: string;
@@ -29,7 +28,7 @@ export interface OutputInstance {
 }
 
 export interface RouterConfig extends Omit<GlobalConfig, 'outputs' | 'templatedfields'> {
-  templatedfields: Record<string, CompiledTemplate>;
+  templatedfields: Record<string, GoTemplate>;
   outputs: OutputInstance[];
   /** True when no output was configured and the embedded file output is used. */
   usingDefaultOutput: boolean;
@@ -37,29 +36,25 @@ export interface RouterConfig extends Omit<GlobalConfig, 'outputs' | 'templatedf
   warnings: string[];
 }
 
-/** Top-level falcosidekick keys for outputs and features we do not have: warned about, not fatal. */
-const FALCOSIDEKICK_ONLY = new Set(
-  (
-    'slack aws prometheus statsd dogstatsd rocketchat mattermost teams webex discord googlechat cliq telegram ' +
-    'datadog datadoglogs influxdb wavefront spyderbat timescaledb dynatrace otlp alertmanager opsgenie pagerduty ' +
-    'grafanaoncall elasticsearch loki grafana syslog zincsearch openobserve sumologic quickwit logstash splunk gcp ' +
-    'yandex fission cloudevents kubeless openfaas tekton nats stan kafka kafkarest rabbitmq azure mqtt gotify smtp ' +
-    'redis nodered webui policyreport talon n8n'
-  ).split(' '),
-);
-
 export const DEFAULT_OUTPUT = { name: 'file', type: 'file', path: 'falco-events.ndjson' };
 
 type Env = Record<string, string | undefined>;
 type Raw = Record<string, unknown>;
+type Types = readonly OutputType[];
 
-export function loadConfig(opts: { file?: string; env?: Env; types: readonly OutputType<any>[] }): RouterConfig {
+const GLOBAL_KEYS = fields(globalSchema).filter((f) => f.path !== 'outputs');
+const INSTANCE_KEYS = Object.keys(instanceSchema.shape);
+/** Keys of an instance a falcosidekick section may set besides its type's own. */
+const SECTION_COMMON = fields(instanceSchema.omit({ name: true, type: true }));
+
+export function loadConfig(opts: { file?: string; env?: Env; types: Types }): RouterConfig {
   const env = opts.env ?? process.env;
   const problems: string[] = [];
-  let raw: Raw = {};
-  if (opts.file) raw = readYaml(opts.file);
+  const warnings: string[] = [];
+  const mapKeys = new Set([GLOBAL_KEYS, ...opts.types.map((t) => fields(t.schema))].flat().filter((f) => f.env === 'map').map((f) => f.path.split('.').pop()!));
+  const raw: Raw = opts.file ? readYaml(opts.file, mapKeys) : {};
 
-  for (const [path, kind] of Object.entries(GLOBAL_ENV_KEYS)) applyEnv(raw, path, kind, env, problems);
+  for (const f of GLOBAL_KEYS) applyEnv(raw, f.path, f.env, env, problems);
   const outputsRaw = Array.isArray(raw.outputs) ? (raw.outputs as unknown[]) : raw.outputs === undefined ? [] : null;
   if (outputsRaw === null) problems.push('outputs: must be a list of output instances');
 
@@ -70,42 +65,38 @@ export function loadConfig(opts: { file?: string; env?: Env; types: readonly Out
   }));
 
   // falcosidekick's one-instance-per-type sections: `webhook.address`, `slack.webhookurl`, …
-  const sectionKeys = new Set<string>();
+  const supported = new Set<string>();
   for (const t of opts.types) {
     const fk = t.falcosidekick;
     if (!fk) continue;
-    sectionKeys.add(fk.prefix.split('.')[0]);
-    const keys = { ...fk.keys, minimumpriority: 'string' as const, maxconcurrentrequests: 'string' as const };
-    for (const [k, kind] of Object.entries(keys)) applyEnv(raw, `${fk.prefix}.${k}`, kind, env, problems);
-    for (const k of ['attempts', 'initialdelay', 'maxdelay', 'timeout', 'concurrency', 'ratelimit', 'maxbatch', 'linger', 'summarizeabove']) {
-      applyEnv(raw, `${fk.prefix}.delivery.${k}`, 'string', env, problems);
-    }
-    if (fk.shared) for (const [k, kind] of Object.entries(fk.shared.keys)) applyEnv(raw, `${fk.shared.prefix}.${k}`, kind, env, problems);
+    supported.add(fk.prefix);
+    const own = [...fields(t.schema), ...SECTION_COMMON];
+    for (const f of own) applyEnv(raw, `${fk.prefix}.${f.path}`, f.env, env, problems);
+    const shared = fk.shared ? fields(fk.shared.schema) : [];
+    for (const f of shared) applyEnv(raw, `${fk.shared!.prefix}.${f.path}`, f.env, env, problems);
     const section = getPath(raw, fk.prefix);
-    if (!section || typeof section !== 'object') continue;
-    const enabler = (section as Raw)[fk.enabledBy];
-    if (enabler === undefined || enabler === null || enabler === '') continue;
-    const shared = fk.shared ? pick(getPath(raw, fk.shared.prefix), Object.keys(fk.shared.keys)) : {};
-    const own = pick(section, [...Object.keys(keys), 'delivery']);
-    instances.push({ raw: { ...shared, ...own, name: t.type, type: t.type }, origin: fk.prefix, lenient: true });
+    if (!enabled(section, [fk.enabledBy])) continue;
+    const settings = { ...pick(getPath(raw, fk.shared?.prefix ?? ''), shared), ...pick(section, own) };
+    instances.push({ raw: { ...settings, name: t.type, type: t.type }, origin: fk.prefix, lenient: true });
   }
-  for (const k of sectionKeys) delete raw[k];
-  const warnings: string[] = [];
-  for (const k of Object.keys(raw)) {
-    if (FALCOSIDEKICK_ONLY.has(k)) {
-      warnings.push(`${k}: falcosidekick setting not supported by this router; ignored`);
-      delete raw[k];
+  for (const [section, enabledBy] of FALCOSIDEKICK_SECTIONS) {
+    if (supported.has(section)) continue;
+    if (enabled(getPath(raw, section), enabledBy)) warnings.push(`${section}: falcosidekick output not supported by this router; its alerts go nowhere (the section is ignored)`);
+    for (const key of enabledBy) {
+      const name = envName(`${section}.${key}`);
+      if (nonEmpty(env[name])) warnings.push(`${name}: falcosidekick output ${section} is not supported by this router; ignored`);
     }
   }
+  for (const [section] of FALCOSIDEKICK_SECTIONS) delete raw[section.split('.')[0]];
 
   const global = globalSchema.safeParse({ ...raw, outputs: [] });
   if (!global.success) problems.push(...formatIssues(global.error, ''));
 
-  const templatedfields: Record<string, CompiledTemplate> = {};
+  const templatedfields: Record<string, GoTemplate> = {};
   if (global.success) {
     for (const [k, src] of Object.entries(global.data.templatedfields)) {
       try {
-        templatedfields[k] = compileTemplate(k, src);
+        templatedfields[k] = new GoTemplate(k, src);
       } catch (err) {
         problems.push(`templatedfields.${k}: ${(err as Error).message}`);
       }
@@ -132,14 +123,8 @@ export function loadConfig(opts: { file?: string; env?: Env; types: readonly Out
   return { ...global.data, templatedfields, outputs, usingDefaultOutput, warnings };
 }
 
-function validateInstance(
-  raw: Raw,
-  origin: string,
-  lenient: boolean,
-  types: readonly OutputType<any>[],
-  problems: string[],
-): OutputInstance | undefined {
-  const common = instanceCommon.safeParse(raw);
+function validateInstance(raw: Raw, origin: string, lenient: boolean, types: Types, problems: string[]): OutputInstance | undefined {
+  const common = instanceSchema.safeParse(raw);
   if (!common.success) problems.push(...formatIssues(common.error, origin));
   const type = types.find((t) => t.type === raw.type);
   if (!type) {
@@ -147,14 +132,13 @@ function validateInstance(
     return undefined;
   }
   const rest: Raw = {};
-  for (const [k, v] of Object.entries(raw)) if (!(COMMON_KEYS as readonly string[]).includes(k)) rest[k] = v;
+  for (const [k, v] of Object.entries(raw)) if (!INSTANCE_KEYS.includes(k)) rest[k] = v;
   // falcosidekick sections keep working when they hold keys we do not support; native config must be exact.
-  const schema = lenient ? type.schema : strict(type.schema);
-  const settings = schema.safeParse(rest);
+  const settings = (lenient ? type.schema : type.schema.strict()).safeParse(rest);
   if (!settings.success) problems.push(...formatIssues(settings.error, origin));
   if (!common.success || !settings.success) return undefined;
   const d = common.data.delivery;
-  const concurrency = d.concurrency ?? (common.data.maxconcurrentrequests || undefined) ?? type.defaults.concurrency;
+  const t = type.defaults;
   return {
     name: common.data.name,
     type: type.type,
@@ -162,22 +146,17 @@ function validateInstance(
     minimumpriority: common.data.minimumpriority,
     delivery: {
       ...d,
-      concurrency,
-      maxbatch: d.maxbatch ?? type.defaults.maxBatch,
-      linger: d.linger ?? type.defaults.linger ?? 0,
-      ratelimit: d.ratelimit ?? type.defaults.rateLimit ?? 0,
-      summarizeabove: d.summarizeabove ?? type.defaults.summarizeAbove ?? 0,
+      concurrency: d.concurrency ?? (common.data.maxconcurrentrequests || undefined) ?? t.concurrency,
+      maxbatch: d.maxbatch ?? t.maxBatch,
+      linger: d.linger ?? t.linger ?? 0,
+      ratelimit: d.ratelimit ?? t.rateLimit ?? 0,
+      summarizeabove: d.summarizeabove ?? t.summarizeAbove ?? 0,
     },
     settings: settings.data as Record<string, unknown>,
   };
 }
 
-function strict(schema: z.ZodType): z.ZodType {
-  const s = schema as unknown as { strict?: () => z.ZodType };
-  return typeof s.strict === 'function' ? s.strict() : schema;
-}
-
-function readYaml(file: string): Raw {
+function readYaml(file: string, mapKeys: ReadonlySet<string>): Raw {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -192,23 +171,23 @@ function readYaml(file: string): Raw {
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError([`${file}: the top level must be a mapping of keys`]);
-  return lowerKeys(doc) as Raw;
+  return lowerKeys(doc, mapKeys) as Raw;
 }
 
 /** falcosidekick's keys are case-insensitive; user maps (custom fields, headers) keep their case. */
-function lowerKeys(value: unknown, inMap = false): unknown {
-  if (Array.isArray(value)) return value.map((v) => lowerKeys(v));
+function lowerKeys(value: unknown, mapKeys: ReadonlySet<string>, inMap = false): unknown {
+  if (Array.isArray(value)) return value.map((v) => lowerKeys(v, mapKeys));
   if (value === null || typeof value !== 'object' || inMap) return value;
   const out: Raw = {};
   for (const [k, v] of Object.entries(value)) {
     const key = k.toLowerCase();
-    out[key] = lowerKeys(v, MAP_KEYS.has(key));
+    out[key] = lowerKeys(v, mapKeys, mapKeys.has(key));
   }
   return out;
 }
 
-function applyEnv(raw: Raw, path: string, kind: 'string' | 'map' | 'list', env: Env, problems: string[]): void {
-  const name = path.toUpperCase().replace(/\./g, '_');
+function applyEnv(raw: Raw, path: string, kind: EnvKind, env: Env, problems: string[]): void {
+  const name = envName(path);
   const value = env[name];
   if (value === undefined) return;
   if (kind === 'string') return setPath(raw, path, value);
@@ -235,6 +214,12 @@ function applyEnv(raw: Raw, path: string, kind: 'string' | 'map' | 'list', env: 
   setPath(raw, path, map);
 }
 
+const nonEmpty = (v: unknown) => v !== undefined && v !== null && v !== '' && v !== false && v !== 'false';
+
+function enabled(section: unknown, enabledBy: readonly string[]): boolean {
+  return !!section && typeof section === 'object' && enabledBy.some((k) => nonEmpty((section as Raw)[k]));
+}
+
 function getPath(raw: Raw, path: string): unknown {
   let cur: unknown = raw;
   for (const p of path.split('.')) {
@@ -254,10 +239,14 @@ function setPath(raw: Raw, path: string, value: unknown): void {
   cur[parts[parts.length - 1]] = value;
 }
 
-function pick(obj: unknown, keys: string[]): Raw {
+/** The values of a section for the given (top-level or nested) keys, keeping nested objects whole. */
+function pick(obj: unknown, keys: ReadonlyArray<{ path: string }>): Raw {
   const out: Raw = {};
   if (!obj || typeof obj !== 'object') return out;
-  for (const k of keys) if ((obj as Raw)[k] !== undefined) out[k] = (obj as Raw)[k];
+  for (const { path } of keys) {
+    const top = path.split('.')[0];
+    if ((obj as Raw)[top] !== undefined) out[top] = (obj as Raw)[top];
+  }
   return out;
 }
 
@@ -273,7 +262,7 @@ function formatIssues(error: z.ZodError, origin: string): string[] {
 }
 
 /** A copy of the instances with secret settings masked, for logs and check-config. */
-export function maskedOutputs(cfg: RouterConfig, types: readonly OutputType<any>[]): unknown[] {
+export function maskedOutputs(cfg: RouterConfig, types: Types): unknown[] {
   return cfg.outputs.map((o) => {
     const secrets = types.find((t) => t.type === o.type)?.secrets ?? [];
     const settings: Raw = {};

@@ -1,154 +1,141 @@
 /**
- * The global settings. Every key has a default here; README lists them. Output settings are
- * validated by each output type's own schema plus `instanceCommon` below.
+ * The global settings and the keys every output instance takes. Each field is described here, once:
+ * environment variable names, falcosidekick's section keys and the reference tables in docs/ are
+ * all derived from these schemas (src/config/reference.ts).
  */
 import { z } from 'zod';
 import { bool, int, byteSize, duration, stringMap, stringList, minimumPriority } from './fields.ts';
 
 export const deliverySchema = z
   .strictObject({
-    /** Attempts per event before it is dead-lettered. */
-    attempts: int(1, 10_000).default(10),
-    /** First retry delay; doubles each attempt, with jitter, up to maxdelay. */
-    initialdelay: duration.default(1000),
-    maxdelay: duration.default(300_000),
-    /** Limit for one attempt (one send of a batch). */
-    timeout: duration.default(10_000),
-    /** Concurrent sends; the output type's default when absent. */
-    concurrency: int(1, 1000).optional(),
-    /** Sends per second for this output; 0 means no limit. */
-    ratelimit: z.coerce.number({ message: 'must be a number' }).min(0).optional(),
-    /** Most events per send; the output type's default when absent. */
-    maxbatch: int(1, 10_000).optional(),
-    /** How long a batch may wait for more events before it goes out part full; the type's default when absent. */
-    linger: duration.optional(),
-    /** Outputs that can summarise (Slack): backlog above which extra events go into a summary; 0 = never. */
-    summarizeabove: int(0, 100_000_000).optional(),
+    attempts: int(1, 10_000).default(10).describe('Attempts per alert before it is dead-lettered.'),
+    initialdelay: duration.prefault('1s').describe('First retry delay; doubles per attempt with jitter (half fixed, half random).'),
+    maxdelay: duration.prefault('5m').describe('Cap of the retry delay.'),
+    timeout: duration.prefault('10s').describe('Limit for one attempt (one send of a batch), set-up excepted (at least 30 s).'),
+    concurrency: int(1, 1000).optional().describe('Sends in flight for this instance; the type default when absent.'),
+    ratelimit: z.coerce
+      .number({ message: 'must be a number' })
+      .min(0)
+      .optional()
+      .meta({ type: 'number' })
+      .describe('Sends per second; 0 means no limit; the type default when absent.'),
+    maxbatch: int(1, 10_000).optional().describe('Most alerts per send; the type default when absent.'),
+    linger: duration
+      .optional()
+      .describe(
+        'Outputs that batch (maxbatch > 1): how long a part-full batch may wait for more alerts. A send starts when a slot is free and maxbatch alerts wait or the oldest has waited this long. The type default when absent.',
+      ),
+    summarizeabove: int(0, 100_000_000)
+      .optional()
+      .describe('Outputs that can summarise (Slack): backlog above which alerts go into summary messages; 0 means never; the type default when absent.'),
   })
   .prefault({});
 export type DeliverySettings = z.infer<typeof deliverySchema>;
 
-export const instanceCommon = z.object({
+/** Keys every output instance takes besides its type's own. */
+export const instanceSchema = z.object({
   name: z
     .string({ message: 'is required' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { message: 'may hold only letters, digits, _ . and - (and must start with a letter or digit)' }),
-  type: z.string({ message: 'is required' }),
-  minimumpriority: minimumPriority,
-  /** falcosidekick's name for the concurrency of an output. */
-  maxconcurrentrequests: int(0, 1000).optional(),
-  delivery: deliverySchema,
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { message: 'may hold only letters, digits, _ . and - (and must start with a letter or digit)' })
+    .describe('Unique; letters, digits, _ . -. Used in logs, metrics and the dead-letter API. A falcosidekick section is named after its type.'),
+  type: z.string({ message: 'is required' }).describe('The output type.'),
+  minimumpriority: minimumPriority.describe(
+    'The lowest priority this output receives; "" means all. Unlike falcosidekick, `info` is accepted and a typo is an error, not "everything".',
+  ),
+  maxconcurrentrequests: int(0, 1000).optional().describe("falcosidekick's name for delivery.concurrency (0 means the type default)."),
+  delivery: deliverySchema.describe('Retries, batching and pacing of this instance.'),
 });
-export const COMMON_KEYS = ['name', 'type', 'minimumpriority', 'maxconcurrentrequests', 'delivery'] as const;
+
+const tlsServerPaths = ['/', '/ping', '/healthz', '/ready', '/test', '/metrics'] as const;
 
 export const globalSchema = z.strictObject({
-  listenaddress: z.string().default(''),
-  listenport: int(1, 65535).default(2801),
-  /** Largest request body accepted on ingest, after gzip decoding. */
-  bodylimit: byteSize.default(1024 * 1024),
-  debug: bool.default(false),
-  customfields: stringMap.default({}),
-  customtags: stringList.default([]),
-  templatedfields: stringMap.default({}),
-  bracketreplacer: z.string().default(''),
-  outputfieldformat: z.string().default(''),
-  mutualtlsfilespath: z.string().default('/etc/certs'),
+  listenaddress: z.string().default('').describe('Bind address; "" means all interfaces.'),
+  listenport: int(1, 65535).default(2801).describe('Port of the ingest server.'),
+  bodylimit: byteSize.prefault('1MiB').describe('Largest request body, after gzip decoding; a larger one gets 413.'),
+  debug: bool.default(false).describe('Logs every accepted payload and every payload sent, at debug level.'),
+  customfields: stringMap.default({}).describe('Added to (overwriting) output_fields. Env values `%NAME` are read from the variable NAME.'),
+  customtags: stringList.default([]).describe('Appended to tags.'),
+  templatedfields: stringMap
+    .default({})
+    .describe('Go templates over output_fields (the dot), each result stored in output_fields under its key. A template that does not parse is a config error.'),
+  bracketreplacer: z.string().default('').describe('Replaces `[` in output field names (and drops `]`).'),
+  outputfieldformat: z
+    .string()
+    .default('')
+    .describe('Rewrites output: `<timestamp>`, `<priority>`, `<output>`, `<custom_fields>`, `<templated_fields>`, `<tags>`.'),
+  mutualtlsfilespath: z.string().default('/etc/certs').describe('Holds client.crt, client.key and ca.crt for outputs with mutualtls: true.'),
   mutualtlsclient: z
-    .strictObject({ certfile: z.string().default(''), keyfile: z.string().default(''), cacertfile: z.string().default('') })
+    .strictObject({
+      certfile: z.string().default('').describe('Overrides <mutualtlsfilespath>/client.crt.'),
+      keyfile: z.string().default('').describe('Overrides <mutualtlsfilespath>/client.key.'),
+      cacertfile: z.string().default('').describe('Overrides <mutualtlsfilespath>/ca.crt.'),
+    })
     .prefault({}),
-  tlsclient: z.strictObject({ cacertfile: z.string().default('') }).prefault({}),
+  tlsclient: z.strictObject({ cacertfile: z.string().default('').describe('An extra CA trusted by every HTTP output.') }).prefault({}),
   queue: z
     .strictObject({
-      driver: z.enum(['memory', 'redis'], { message: 'must be memory or redis' }).default('memory'),
-      /** Memory driver: most events waiting per output before ingest answers 503. */
-      maxevents: int(1, 100_000_000).default(100_000),
+      driver: z.enum(['memory', 'redis'], { message: 'must be memory or redis' }).default('memory').describe('memory (in the process, not durable) or redis (BullMQ).'),
+      maxevents: int(1, 100_000_000).default(100_000).describe('Memory driver: alerts waiting per output before ingest answers 503.'),
       redis: z
         .strictObject({
-          url: z.string().default('redis://127.0.0.1:6379'),
-          /** Key prefix, so several routers can share one Redis. */
-          prefix: z.string().regex(/^[A-Za-z0-9_.:-]+$/, { message: 'may hold only letters, digits, and _ . : -' }).default('falco-router'),
-          /** How long a crashed process keeps a delivery before another takes it over. */
-          lockduration: duration.default(30_000),
-          stalledinterval: duration.default(15_000),
+          url: z.string().default('redis://127.0.0.1:6379').describe('rediss:// for TLS; a password in the URL is masked in logs.'),
+          prefix: z
+            .string()
+            .regex(/^[A-Za-z0-9_.:-]+$/, { message: 'may hold only letters, digits, and _ . : -' })
+            .default('falco-router')
+            .describe('Key prefix; routers with the same prefix share the work.'),
+          lockduration: duration.prefault('30s').describe("A crashed process's deliveries are taken over after this."),
+          stalledinterval: duration.prefault('15s').describe('How often processes look for such deliveries.'),
         })
         .prefault({}),
-      /** Group commit: most events written in one queue round trip. */
-      groupmaxevents: int(1, 100_000).default(2000),
+      groupmaxevents: int(1, 100_000).default(2000).describe('Most alerts written in one queue round trip (group commit).'),
     })
     .prefault({}),
   shutdown: z
     .strictObject({
-      /** On SIGTERM: how long to keep delivering what is queued (memory driver) or in flight. */
-      graceperiod: duration.default(10_000),
+      graceperiod: duration
+        .prefault('10s')
+        .describe('On SIGTERM or SIGINT: time to finish sends in flight (memory driver: to drain the queue); what is left goes back to Redis, or is logged.'),
     })
     .prefault({}),
-  /** falcosidekick's TLS server: Falco's http_output can present a client certificate but not headers. */
   tlsserver: z
     .strictObject({
-      deploy: bool.default(false),
-      certfile: z.string().default('/etc/certs/server/server.crt'),
-      keyfile: z.string().default('/etc/certs/server/server.key'),
-      mutualtls: bool.default(false),
-      cacertfile: z.string().default('/etc/certs/server/ca.crt'),
-      notlsport: int(1, 65535).default(2810),
+      deploy: bool.default(false).describe('Serve ingest over TLS (falcosidekick: Falco can present a client certificate but not headers).'),
+      certfile: z.string().default('/etc/certs/server/server.crt').describe('Server certificate.'),
+      keyfile: z.string().default('/etc/certs/server/server.key').describe('Server key.'),
+      mutualtls: bool.default(false).describe("Require a client certificate signed by cacertfile (TLS ≥ 1.2); Falco's http_output.mtls presents one."),
+      cacertfile: z.string().default('/etc/certs/server/ca.crt').describe('CA of the client certificates.'),
+      notlsport: int(1, 65535).default(2810).describe('Plain-HTTP port for the paths in notlspaths.'),
       notlspaths: z
         .preprocess(
           (v) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter((x) => x !== '') : v),
-          z.array(z.enum(['/', '/ping', '/healthz', '/ready', '/test', '/metrics'], { message: 'must be one of /, /ping, /healthz, /ready, /test, /metrics' })),
+          z.array(z.enum(tlsServerPaths, { message: `must be one of ${tlsServerPaths.join(', ')}` })),
         )
-        .default([]),
+        .default([])
+        .meta({ type: 'list' })
+        .describe(`Paths served over plain HTTP instead of TLS, e.g. [/healthz, /ready, /metrics] for probes (${tlsServerPaths.join(', ')}).`),
     })
     .prefault({}),
-  /** Bearer token for senders other than Falco; never asked on /healthz, /ping, /ready. */
   auth: z
     .strictObject({
-      token: z.string().default(''),
-      /** A file holding the token (a mounted Secret); read at start and on reload. */
-      tokenfile: z.string().default(''),
+      token: z
+        .string()
+        .default('')
+        .describe(
+          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need Authorization: Bearer <token>, except over mutual TLS with a verified client certificate. Never asked on /healthz, /ping, /ready, /metrics.',
+        ),
+      tokenfile: z.string().default('').describe('A file holding the token (a mounted Secret); read at start and on reload.'),
     })
     .prefault({}),
-  /** POST /test: `enabled` (falcosidekick), `disabled`, or `token` (needs the bearer token). */
-  testendpoint: z.enum(['enabled', 'disabled', 'token'], { message: 'must be enabled, disabled or token' }).default('enabled'),
-  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
-  outputs: z.array(z.record(z.string(), z.unknown())).default([]),
+  testendpoint: z
+    .enum(['enabled', 'disabled', 'token'], { message: 'must be enabled, disabled or token' })
+    .default('enabled')
+    .describe('POST /test: enabled (as falcosidekick), disabled (404), or token (needs the bearer token).'),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Logs are JSON lines on stdout.'),
+    })
+    .prefault({}),
+  outputs: z.array(z.record(z.string(), z.unknown())).default([]).describe('Output instances.'),
 });
 export type GlobalConfig = z.infer<typeof globalSchema>;
-
-/** Global keys that environment variables may set, with how to read the value. */
-export const GLOBAL_ENV_KEYS: Record<string, 'string' | 'map' | 'list'> = {
-  listenaddress: 'string',
-  listenport: 'string',
-  bodylimit: 'string',
-  debug: 'string',
-  customfields: 'map',
-  customtags: 'list',
-  templatedfields: 'map',
-  bracketreplacer: 'string',
-  outputfieldformat: 'string',
-  mutualtlsfilespath: 'string',
-  'mutualtlsclient.certfile': 'string',
-  'mutualtlsclient.keyfile': 'string',
-  'mutualtlsclient.cacertfile': 'string',
-  'tlsclient.cacertfile': 'string',
-  'queue.driver': 'string',
-  'queue.maxevents': 'string',
-  'queue.groupmaxevents': 'string',
-  'queue.redis.url': 'string',
-  'queue.redis.prefix': 'string',
-  'queue.redis.lockduration': 'string',
-  'queue.redis.stalledinterval': 'string',
-  'shutdown.graceperiod': 'string',
-  'tlsserver.deploy': 'string',
-  'tlsserver.certfile': 'string',
-  'tlsserver.keyfile': 'string',
-  'tlsserver.mutualtls': 'string',
-  'tlsserver.cacertfile': 'string',
-  'tlsserver.notlsport': 'string',
-  'tlsserver.notlspaths': 'string',
-  'auth.token': 'string',
-  'auth.tokenfile': 'string',
-  testendpoint: 'string',
-  'log.level': 'string',
-};
-
-/** Keys whose values are maps written by users: their own keys keep their case. */
-export const MAP_KEYS = new Set(['customfields', 'templatedfields', 'customheaders']);

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { CompiledTemplate } from './template.ts';
 import { decodeEvent, checkEvent, serializeEvent, type FalcoEvent } from './falco-event.ts';
 import { stringifyLossless } from './json.ts';
+import { cutUtf8 } from './truncate.ts';
+import { fieldsData, type GoTemplate } from './template.ts';
 
 export interface EnrichSettings {
   customfields: Record<string, string>;
   customtags: string[];
-  templatedfields: Record<string, CompiledTemplate>;
+  templatedfields: Record<string, GoTemplate>;
   bracketreplacer: string;
   outputfieldformat: string;
 }
@@ -35,7 +36,7 @@ export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn
   for (const [k, tmpl] of Object.entries(s.templatedfields)) {
     let value: string;
     try {
-      value = await tmpl.render(ev.output_fields);
+      value = await tmpl.render(fieldsData(ev.output_fields));
     } catch (err) {
       warn('templated field failed to render', { field: k, err: (err as Error).message });
       continue;
@@ -114,11 +115,4 @@ function truncateLongFields(ev: FalcoEvent): boolean {
     if (ev.output.includes(v)) ev.output = ev.output.replaceAll(v, cut);
   }
   return true;
-}
-
-function cutUtf8(s: string, maxBytes: number): string {
-  const buf = Buffer.from(s);
-  let end = maxBytes;
-  while (end > 0 && (buf[end] & 0xc0) === 0x80) end--;
-  return buf.subarray(0, end).toString();
 }

@@ -1,5 +1,6 @@
 import { parseLossless, parseLosslessKeepingText, stringifyExact, escapeHtml, isLosslessNumber } from './json.ts';
 import { priorityLevel, priorityName, type Priority } from './priority.ts';
+import { BadEventError } from '../errors.ts';
 
 /** An alert after validation and enrichment: falcosidekick's FalcoPayload. */
 export interface FalcoEvent {
@@ -16,8 +17,6 @@ export interface FalcoEvent {
   hostname: string;
 }
 
-/** Why a request body is not a valid Falco alert; the message is shown to the sender. */
-export class BadEventError extends Error {}
 
 const STRING_FIELDS = ['uuid', 'output', 'rule', 'source', 'hostname'] as const;
 type Decoded = Omit<FalcoEvent, 'priority'> & {

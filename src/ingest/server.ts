@@ -8,10 +8,11 @@ import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAndEnrich, type EnrichSettings } from '../event/enrich.ts';
-import { BadEventError, type FalcoEvent } from '../event/falco-event.ts';
+import type { FalcoEvent } from '../event/falco-event.ts';
 import { priorityLevel } from '../event/priority.ts';
 import { routeEvent, type RoutableOutput } from '../route/route.ts';
-import { QueueUnavailableError, type QueueDriver } from '../queue/types.ts';
+import type { DeadLetter, QueueDriver } from '../queue/types.ts';
+import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -42,8 +43,8 @@ export interface IngestDeps {
   queue: QueueDriver;
   metrics: Metrics;
   logger: Logger;
-  /** Per-output state for /ready; the router fills it in. */
-  readiness?: () => Promise<{ ready: boolean; body: unknown }>;
+  /** Per-output state for /ready; `detail` adds error texts (for those who may read the dead letters). */
+  readiness?: (detail: boolean) => Promise<{ ready: boolean; body: unknown }>;
 }
 
 const BAD_BODY = 'Please send a valid request body';
@@ -52,15 +53,6 @@ const HEALTHZ = Buffer.from('{"status": "ok"}');
 const NOT_POST = 'Please send with post http method\n';
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 const PLAIN_FALCO_LINE = /^(\d{2}:\d{2}:\d{2}\.\d+|\d{4}-\d{2}-\d{2}T[\d:.]+[+-]?\d*Z?): [A-Za-z]+ /;
-
-class HttpError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): FastifyInstance {
   const app = (opts.https
@@ -78,7 +70,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       done(null, gunzipSync(buf, { maxOutputLength: deps.bodyLimit }));
     } catch (err) {
       const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
-      done(tooLarge ? new HttpError(413, `Request body too large: over ${deps.bodyLimit} bytes once decompressed (bodylimit)`) : new HttpError(400, `${BAD_BODY}: the gzip body cannot be decoded (${(err as Error).message})`), undefined);
+      done(tooLarge ? new BadRequestError(413, `Request body too large: over ${deps.bodyLimit} bytes once decompressed (bodylimit)`) : new BadRequestError(400, `${BAD_BODY}: the gzip body cannot be decoded (${(err as Error).message})`), undefined);
     }
   });
 
@@ -86,9 +78,9 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
       metrics.rejected.inc({ reason: 'tooLarge' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
-      return text(reply, 413, err instanceof HttpError ? err.message : `Request body too large: the limit is ${deps.bodyLimit} bytes (bodylimit)`);
+      return text(reply, 413, err instanceof BadRequestError ? err.message : `Request body too large: the limit is ${deps.bodyLimit} bytes (bodylimit)`);
     }
-    if (err instanceof HttpError) {
+    if (err instanceof BadRequestError) {
       metrics.rejected.inc({ reason: 'invalidBody' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
       return text(reply, err.statusCode, err.message);
@@ -198,15 +190,15 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     });
   }
   if (serves.has('/ready')) {
-    app.get('/ready', async (_req, reply) => {
-      const r = deps.readiness ? await deps.readiness() : { ready: deps.queue.ready(), body: {} };
+    app.get('/ready', async (req, reply) => {
+      const r = deps.readiness ? await deps.readiness(authorized(req)) : { ready: deps.queue.ready(), body: {} };
       return reply.code(r.ready ? 200 : 503).send(r.body);
     });
   }
   return app;
 }
 
-/** Dead letters: list and re-queue per output (documented in README). */
+/** Dead letters: list and re-queue per output (docs/operations.md). */
 function registerDeadLetterApi(
   app: FastifyInstance,
   deps: IngestDeps,
@@ -217,11 +209,20 @@ function registerDeadLetterApi(
   // On the routes themselves, not on the raw URL: the router decodes the path before matching, so
   // a check of req.url would let /%61pi/v1/deadletters/… through without the token.
   const guard = { onRequest: async (req: FastifyRequest, reply: FastifyReply) => (authorized(req) ? undefined : unauthorized(reply)) };
+  app.get('/api/v1/deadletters', guard, async () => ({
+    outputs: await Promise.all(deps.live().outputs.map(async (o) => ({ output: o.name, count: await deps.queue.deadLetterCount(o.name) }))),
+  }));
   app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', guard, async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
     const limit = Math.min(Number(req.query.limit ?? 100) || 100, 10_000);
     const items = await deps.queue.listDeadLetters(req.params.output, limit);
-    return { output: req.params.output, count: await deps.queue.deadLetterCount(req.params.output), items };
+    const count = await deps.queue.deadLetterCount(req.params.output);
+    // Each event as the JSON object it is, written as stored: int64 fields stay exact.
+    const q = JSON.stringify;
+    const item = (d: DeadLetter) => `{"id":${q(d.id)},"output":${q(d.output)},"reason":${q(d.reason)},"attempts":${d.attempts},"failedAt":${q(d.failedAt)},"event":${d.event}}`;
+    return reply
+      .header('content-type', 'application/json; charset=utf-8')
+      .send(`{"output":${q(req.params.output)},"count":${count},"items":[${items.map(item).join(',')}]}`);
   });
   app.post<{ Params: { output: string } }>('/api/v1/deadletters/:output/requeue', guard, async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });

@@ -4,7 +4,8 @@
  * the grace period ends.
  */
 import { randomUUID } from 'node:crypto';
-import { HandBack, QueueUnavailableError, type Consumer, type DeadLetter, type JobHandler, type QueueDriver, type QueueJob } from './types.ts';
+import { HandBack, QueueUnavailableError } from '../errors.ts';
+import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob } from './types.ts';
 
 interface MemJob {
   id: string;

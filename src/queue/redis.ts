@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker, DelayedError, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { HandBack, QueueUnavailableError, type Consumer, type DeadLetter, type JobHandler, type QueueDriver, type QueueJob } from './types.ts';
+import { HandBack, QueueUnavailableError } from '../errors.ts';
+import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob } from './types.ts';
 
 export interface RedisQueueOptions {
   url: string;

@@ -1,6 +1,6 @@
 /**
  * A queue driver stores deliveries per output instance and hands them to the delivery worker.
- * The delivery mechanics (retries, backoff, dead-lettering) live in src/delivery, once, so both
+ * The delivery mechanics (retries, backoff, dead-lettering) live in src/pipeline, once, so both
  * drivers behave the same; a driver only has to store, lease, complete and hand back.
  */
 
@@ -18,22 +18,6 @@ export interface QueueJob {
   readonly acceptedAt: number;
   /** Persists progress so that a crash or a hand-back resumes after the last delivered event. */
   progress(done: number, attempts: number): Promise<void>;
-}
-
-/** Thrown by a job handler that stops early (shutdown): the job goes back to the queue. */
-export class HandBack extends Error {
-  constructor() {
-    super('delivery handed back to the queue');
-    this.name = 'HandBack';
-  }
-}
-
-/** The queue cannot take the events (backend unreachable, memory bound reached). */
-export class QueueUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'QueueUnavailableError';
-  }
 }
 
 export interface DeadLetter {

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
-import { startHttpSink } from '../fakes/http-sink.ts';
+import { startHttpSink } from '../../outputs/sdk/testkit/http-sink.ts';
 import { launchRouter, spawnRouter } from '../helpers/process.ts';
 import { tempDir } from '../helpers/router.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -52,7 +52,9 @@ webhook:
 prometheus:
   extralabels: ""
 loki:
-  hostport: ""
+  hostport: http://loki:3100
+teams:
+  webhookurl: ""
 `);
   assert.equal(cfg.listenport, 2802);
   assert.deepEqual(cfg.customfields, { Cluster: 'prod' });
@@ -61,8 +63,7 @@ loki:
   assert.equal(hook.name, 'webhook');
   assert.equal(hook.minimumpriority, 4);
   assert.deepEqual(hook.settings, { address: 'http://hooks.internal:8080/falco', method: 'PUT', customheaders: { Authorization: 'Bearer x' }, checkcert: false, mutualtls: false });
-  assert.ok(cfg.warnings.some((w) => w.startsWith('prometheus:')));
-  assert.ok(cfg.warnings.some((w) => w.startsWith('loki:')));
+  assert.deepEqual(cfg.warnings, ['loki: falcosidekick output not supported by this router; its alerts go nowhere (the section is ignored)'], 'only sections that enable an output warn');
 });
 
 test('takes falcosidekick environment variables, env winning over the file, with k:v,k2:v2 maps', () => {
@@ -85,6 +86,16 @@ test('takes falcosidekick environment variables, env winning over the file, with
   assert.equal(hook.settings.address, 'http://from-env:9000/hook');
   assert.deepEqual(hook.settings.customheaders, { Authorization: 'Bearer a:b', 'X-Team': 'secops' });
   assert.equal(hook.minimumpriority, 5, 'the file value stays where env says nothing');
+});
+
+test('warns about falcosidekick environment variables that enable an output it lacks, as for file sections', () => {
+  const cfg = load(undefined, { LOKI_HOSTPORT: 'http://loki:3100', TEAMS_WEBHOOKURL: 'https://example.webhook.office.com/x', WEBUI_URL: 'http://ui:2802', AWS_SQS_URL: 'https://sqs/x', AWS_REGION: 'eu-west-1', RABBITMQ_NODENAME: 'rabbit@host' });
+  assert.deepEqual(cfg.warnings.sort(), [
+    'AWS_SQS_URL: falcosidekick output aws.sqs is not supported by this router; ignored',
+    'LOKI_HOSTPORT: falcosidekick output loki is not supported by this router; ignored',
+    'TEAMS_WEBHOOKURL: falcosidekick output teams is not supported by this router; ignored',
+    'WEBUI_URL: falcosidekick output webui is not supported by this router; ignored',
+  ]);
 });
 
 test('lists several instances of one type in native config, with delivery settings', () => {

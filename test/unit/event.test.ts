@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAndEnrich as enrichToJson, type EnrichSettings } from '../../src/event/enrich.ts';
-import { BadEventError, serializeEvent, deserializeEvent, eventTimeMs } from '../../src/event/falco-event.ts';
-import { compileTemplate } from '../../src/event/template.ts';
+import { serializeEvent, deserializeEvent, eventTimeMs } from '../../src/event/falco-event.ts';
+import { BadEventError } from '../../src/errors.ts';
+import { GoTemplate } from '../../src/event/template.ts';
 import { F1, F6 } from '../fixtures/events.ts';
 
 const none: EnrichSettings = { customfields: {}, customtags: [], templatedfields: {}, bracketreplacer: '', outputfieldformat: '' };
@@ -90,7 +91,7 @@ test('applies customfields, customtags, templatedfields, bracketreplacer and out
   const s: EnrichSettings = {
     customfields: { cluster: 'prod', 'user.name': 'overridden' },
     customtags: ['team-a'],
-    templatedfields: { ns: compileTemplate('ns', '{{ or (index . "k8s.ns.name") "none" }}') },
+    templatedfields: { ns: new GoTemplate('ns', '{{ or (index . "k8s.ns.name") "none" }}') },
     bracketreplacer: '_',
     outputfieldformat: '<timestamp>: <priority> <output> (<custom_fields>) <tags>',
   };
