@@ -11,6 +11,8 @@ import { freePort } from './ports.ts';
 
 export interface TestRouter extends Router {
   logs: string[];
+  /** The current value of a metric series (0 when it has none yet), e.g. metric('falco_router_output_events_total', { output: 'cwl', stat: 'truncated' }). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
   post(body: string, init?: { path?: string; headers?: Record<string, string> }): Promise<{ status: number; body: string }>;
 }
 
@@ -36,6 +38,12 @@ export async function startTestRouter(yaml: string, env: Record<string, string> 
   // Onto the router itself, not a spread copy: a copy would freeze `workers` (a getter) at its start value.
   return Object.assign(router, {
     logs,
+    async metric(name: string, labels: Record<string, string> = {}) {
+      const m = router.metrics.registry.getSingleMetric(name);
+      if (!m) throw new Error(`no metric ${name}`);
+      const { values } = await m.get();
+      return values.filter((v) => Object.entries(labels).every(([k, x]) => String(v.labels[k]) === x)).reduce((n, v) => n + v.value, 0);
+    },
     async post(body: string, init: { path?: string; headers?: Record<string, string> } = {}) {
       const res = await fetch(`${router.url}${init.path ?? '/'}`, { method: 'POST', body, headers: init.headers });
       return { status: res.status, body: await res.text() };
