@@ -1,0 +1,437 @@
+/**
+ * The delivery pipeline's parts with a fake clock: the gatherer's flush policy, the pacer, one
+ * attempt's outcome per event, and the worker's retries, dead letters, set-up and summaries over a
+ * real memory queue. Time moves only when a test says so, so nothing here polls real time.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { Gatherer } from '../../src/pipeline/gatherer.ts';
+import { Pacer } from '../../src/pipeline/pacer.ts';
+import { attempt } from '../../src/pipeline/attempt.ts';
+import { backoffDelay } from '../../src/pipeline/clock.ts';
+import { Redactor } from '../../src/pipeline/redact.ts';
+import { DeliveryWorker } from '../../src/pipeline/worker.ts';
+import { MemoryQueue } from '../../src/queue/memory.ts';
+import { GroupCommit } from '../../src/ingest/group-commit.ts';
+import { HandBack, OutputError } from '../../src/errors.ts';
+import { StoredEvent } from '../../src/event/stored-event.ts';
+import { createLogger } from '../../src/log.ts';
+import type { OutputInstance } from '../../src/config/load.ts';
+import type { Output, SendContext } from '../../outputs/sdk/contract.ts';
+import type { QueueDriver } from '../../src/queue/types.ts';
+import { FakeClock, settle } from '../helpers/fake-clock.ts';
+import { falcoEvent, markerOf } from '../fixtures/events.ts';
+
+/** An alert as ingest stores it: its uuid first. */
+const stored = (n: number) => falcoEvent(n).replace('{', `{"uuid":"${randomUUID()}",`);
+const ev = (n: number) => new StoredEvent(stored(n));
+const markers = (events: readonly StoredEvent[]) => events.map((e) => markerOf(e.json));
+
+describe('gatherer', () => {
+  function setup(slots: number, lanes: Array<{ maxBatch: number; lingerMs: number }>) {
+    const clock = new FakeClock();
+    const g = new Gatherer<number>(slots, clock);
+    const sent: Array<{ lane: number; batch: number[]; at: number }> = [];
+    const pending: Array<() => void> = [];
+    const handles = lanes.map((policy, lane) =>
+      g.lane(policy, (batch) => {
+        sent.push({ lane, batch, at: clock.now() });
+        return new Promise<void>((resolve) => pending.push(resolve));
+      }),
+    );
+    const finishAll = async () => {
+      for (const done of pending.splice(0)) done();
+      await settle();
+    };
+    return { clock, g, sent, handles, finishAll };
+  }
+
+  test('sends an item at once when a slot is free and nothing lingers', async () => {
+    const { handles, sent } = setup(1, [{ maxBatch: 1, lingerMs: 0 }]);
+    handles[0].add([1]);
+    assert.deepEqual(sent.map((s) => s.batch), [[1]]);
+  });
+
+  test('gathers items while every slot is busy and sends them together, at most maxBatch at a time', async () => {
+    const { handles, sent, finishAll } = setup(1, [{ maxBatch: 3, lingerMs: 0 }]);
+    handles[0].add([1]);
+    handles[0].add([2]);
+    handles[0].add([3, 4, 5, 6]);
+    assert.deepEqual(sent.map((s) => s.batch), [[1]], 'the others wait for the slot');
+    await finishAll();
+    assert.deepEqual(sent.map((s) => s.batch), [[1], [2, 3, 4]]);
+    await finishAll();
+    assert.deepEqual(sent.map((s) => s.batch), [[1], [2, 3, 4], [5, 6]]);
+  });
+
+  test('holds a part-full batch for linger, and sends as soon as maxBatch items wait', async () => {
+    const { clock, handles, sent } = setup(2, [{ maxBatch: 3, lingerMs: 100 }]);
+    handles[0].add([1]);
+    await clock.advance(99);
+    assert.equal(sent.length, 0, 'still lingering');
+    await clock.advance(1);
+    assert.deepEqual(sent.map((s) => s.batch), [[1]]);
+    handles[0].add([2, 3]);
+    handles[0].add([4]);
+    assert.deepEqual(sent.map((s) => s.batch), [[1], [2, 3, 4]], 'full: no waiting');
+  });
+
+  test('serves the lane added first before the others', async () => {
+    const { handles, sent, finishAll } = setup(1, [
+      { maxBatch: 10, lingerMs: 0 },
+      { maxBatch: 1, lingerMs: 0 },
+    ]);
+    handles[1].add([1]);
+    handles[1].add([2]);
+    handles[0].add([100, 101]);
+    await finishAll();
+    assert.deepEqual(sent.map((s) => [s.lane, s.batch]), [
+      [1, [1]],
+      [0, [100, 101]],
+    ]);
+  });
+
+  test('hurry() stops lingering; take() hands back what waits', async () => {
+    const { g, handles, sent } = setup(1, [{ maxBatch: 10, lingerMs: 60_000 }]);
+    handles[0].add([1, 2]);
+    g.hurry();
+    assert.deepEqual(sent.map((s) => s.batch), [[1, 2]]);
+    handles[0].add([3]);
+    assert.deepEqual(handles[0].take(), [3]);
+    assert.equal(g.waiting, 0);
+  });
+});
+
+describe('pacer', () => {
+  test('spaces sends by the rate limit', async () => {
+    const clock = new FakeClock();
+    const p = new Pacer(4, clock);
+    const times: number[] = [];
+    const turns = Promise.all([0, 1, 2].map(() => p.turn(new AbortController().signal).then(() => times.push(clock.now()))));
+    await clock.advance(1000);
+    await turns;
+    assert.deepEqual(times.map((t) => t - times[0]), [0, 250, 500]);
+  });
+
+  test('a Retry-After pause holds every send until it ends; an abort ends the wait', async () => {
+    const clock = new FakeClock();
+    const p = new Pacer(0, clock);
+    p.pause(5000);
+    assert.equal(p.pausedUntil, clock.now() + 5000);
+    let went = false;
+    const turn = p.turn(new AbortController().signal).then(() => (went = true));
+    await clock.advance(4999);
+    assert.equal(went, false);
+    await clock.advance(1);
+    await turn;
+    p.pause(1000);
+    const ac = new AbortController();
+    const aborted = assert.rejects(p.turn(ac.signal));
+    ac.abort(new Error('stop'));
+    await aborted;
+  });
+});
+
+describe('one attempt', () => {
+  const opts = (clock: FakeClock, stop = new AbortController().signal) => ({ attempt: 1, timeoutMs: 1000, stop, clock, redact: (e: OutputError) => e });
+  const boom = new OutputError('down', { reason: 'serverError', retryable: true });
+
+  test('a send that resolves delivered every event it did not report as failed', async () => {
+    const batch = [ev(1), ev(2), ev(3)];
+    const refused = new OutputError('no', { reason: 'clientError', retryable: false });
+    const out = await attempt(batch, async (ctx) => ctx.failed([batch[1]], refused), opts(new FakeClock()));
+    assert.deepEqual(markers(out.delivered), [1, 3]);
+    assert.deepEqual(out.failed.map((f) => [markers(f.events), f.error.message]), [[[2], 'no']]);
+  });
+
+  test('a send that throws fails only the events it had not reported delivered', async () => {
+    const batch = [ev(1), ev(2), ev(3)];
+    const out = await attempt(
+      batch,
+      async (ctx) => {
+        ctx.delivered([batch[0]]);
+        throw boom;
+      },
+      opts(new FakeClock()),
+    );
+    assert.deepEqual(markers(out.delivered), [1]);
+    assert.deepEqual(markers(out.failed[0].events), [2, 3]);
+    assert.equal(out.failed[0].error, boom);
+  });
+
+  test('a send that never ends is abandoned at the timeout; what it reported before counts; later reports do not', async () => {
+    const clock = new FakeClock();
+    const batch = [ev(1), ev(2)];
+    let late: SendContext | undefined;
+    const p = attempt(
+      batch,
+      (ctx) => {
+        ctx.delivered([batch[0]]);
+        late = ctx;
+        return new Promise(() => {});
+      },
+      opts(clock),
+    );
+    await clock.advance(1000);
+    const out = await p;
+    assert.deepEqual(markers(out.delivered), [1]);
+    assert.equal(out.failed[0].error.reason, 'timeout');
+    assert.ok(late!.signal.aborted, 'the adapter was told to stop');
+    late!.delivered([batch[1]]);
+    assert.deepEqual(markers(out.delivered), [1]);
+  });
+
+  test('stopping the router hands the batch back instead of failing it', async () => {
+    const stop = new AbortController();
+    const p = attempt([ev(1)], () => new Promise(() => {}), opts(new FakeClock(), stop.signal));
+    stop.abort();
+    await assert.rejects(p, HandBack);
+  });
+
+  test('every error text goes through the redactor once', async () => {
+    const redactor = new Redactor(['https://hooks.example/services/T00/B00/secret-token-123']);
+    const out = await attempt(
+      [ev(1)],
+      async () => {
+        throw new OutputError('POST https://hooks.example/services/T00/B00/secret-token-123 answered 400: bad token secret-token-123', { reason: 'clientError', retryable: false });
+      },
+      { ...opts(new FakeClock()), redact: (e) => e.withMessage(redactor.text(e.message)) },
+    );
+    assert.equal(out.failed[0].error.message, 'POST https://hooks.example/*** answered 400: bad token ***');
+    assert.equal(out.failed[0].error.retryable, false, 'the classification is kept');
+  });
+});
+
+describe('redaction', () => {
+  test('hides a URL, its path, path segments and query values that can be tokens, in plain, encoded and JSON-escaped forms', () => {
+    const r = new Redactor(['https://user:pw-123456@hooks.example.com/services/T0AB/B0CD/XyZsecret?token=abcdef123456&v=1']);
+    for (const [input, want] of [
+      ['to https://user:pw-123456@hooks.example.com/services/T0AB/B0CD/XyZsecret?token=abcdef123456&v=1 failed', 'to https://hooks.example.com/*** failed'],
+      ['path /services/T0AB/B0CD/XyZsecret?token=abcdef123456&v=1', 'path /***'],
+      ['echo "url":"https:\\/\\/user:pw-123456@hooks.example.com\\/services\\/T0AB\\/B0CD\\/XyZsecret?token=abcdef123456&v=1"', 'echo "url":"https://hooks.example.com/***"'],
+      ['invalid token abcdef123456', 'invalid token ***'],
+      ['segment XyZsecret unknown', 'segment *** unknown'],
+      ['%2Fservices%2FT0AB%2FB0CD%2FXyZsecret', '/***'],
+      ['password pw-123456', 'password ***'],
+    ]) {
+      assert.equal(r.text(input), want, input);
+    }
+  });
+
+  test('hides header values and the token after a scheme word; leaves short values and ordinary words alone', () => {
+    const r = new Redactor([{ Authorization: 'Bearer s3cr3t-value-xyz', 'X-Team': 'ops' }]);
+    assert.equal(r.text('got Bearer s3cr3t-value-xyz and s3cr3t-value-xyz for ops'), 'got *** and *** for ops');
+    assert.deepEqual(r.value({ headers: { authorization: 'Bearer s3cr3t-value-xyz' }, n: 1 }), { headers: { authorization: '***' }, n: 1 });
+  });
+});
+
+describe('worker', () => {
+  const instance = (delivery: Partial<OutputInstance['delivery']> = {}): OutputInstance => ({
+    name: 'out',
+    type: 'test',
+    origin: 'outputs[0]',
+    minimumpriority: 0,
+    settings: {},
+    delivery: { attempts: 3, initialdelay: 1000, maxdelay: 60_000, timeout: 5000, concurrency: 1, maxbatch: 10, linger: 0, ratelimit: 0, summarizeabove: 0, ...delivery },
+  });
+
+  function logs() {
+    const lines: string[] = [];
+    const logger = createLogger(
+      'debug',
+      new Writable({
+        write(chunk, _e, cb) {
+          lines.push(...String(chunk).split('\n').filter(Boolean));
+          cb();
+        },
+      }),
+    );
+    return { lines, logger };
+  }
+
+  /** A worker over a real memory queue; `send` decides each call's fate. */
+  function start(output: Output, delivery: Partial<OutputInstance['delivery']> = {}) {
+    const clock = new FakeClock();
+    const queue = new MemoryQueue(1000);
+    const { lines, logger } = logs();
+    const w = new DeliveryWorker({ instance: instance(delivery), output, queue, logger, clock });
+    w.start();
+    const enqueue = (...ns: number[]) => queue.enqueue(new Map([['out', ns.map(stored)]]), clock.now());
+    return { clock, queue, w, lines, enqueue };
+  }
+
+  const deadMarkers = async (q: QueueDriver) => (await q.listDeadLetters('out')).map((d) => markerOf(d.event));
+
+  test('retries only the events that failed, and dead-letters only the refused', async () => {
+    const calls: number[][] = [];
+    const output: Output = {
+      async send(batch, ctx) {
+        calls.push(markers(batch));
+        for (const e of batch) {
+          const n = markerOf(e.json);
+          if (n === 2 && ctx.attempt === 1) ctx.failed([e], new OutputError('busy', { reason: 'serverError', retryable: true }));
+          if (n === 4) ctx.failed([e], new OutputError('refused', { reason: 'clientError', retryable: false }));
+        }
+      },
+    };
+    const { clock, queue, lines, enqueue } = start(output);
+    await enqueue(0, 1, 2, 3, 4);
+    await clock.advance(0);
+    assert.deepEqual(calls, [[0, 1, 2, 3, 4]]);
+    assert.deepEqual(await deadMarkers(queue), [4], 'the refused one at once');
+    await clock.advance(1000);
+    assert.deepEqual(calls, [[0, 1, 2, 3, 4], [2]], 'only the failed one again, after the backoff');
+    await settle();
+    assert.equal(await queue.depth('out'), 0);
+    const failed = lines.filter((l) => l.includes('delivery attempt failed'));
+    assert.equal(failed.length, 2);
+    assert.match(failed.find((l) => l.includes('busy'))!, /"uuid":"[0-9a-f-]{36}"/, 'the log line names the alert');
+  });
+
+  test('backs off (doubling from initialdelay) and dead-letters after the last attempt', async () => {
+    const at: number[] = [];
+    const { clock, queue, enqueue } = start(
+      {
+        async send() {
+          at.push(clock.now());
+          throw new OutputError('down', { reason: 'serverError', retryable: true });
+        },
+      },
+      { attempts: 3, initialdelay: 1000 },
+    );
+    await enqueue(7);
+    await clock.advance(10_000);
+    assert.equal(at.length, 3);
+    const gaps = [at[1] - at[0], at[2] - at[1]];
+    assert.ok(gaps[0] >= 500 && gaps[0] <= 1000, `first backoff within [500, 1000]: ${gaps[0]}`);
+    assert.ok(gaps[1] >= 1000 && gaps[1] <= 2000, `second backoff within [1000, 2000]: ${gaps[1]}`);
+    const [dl] = await queue.listDeadLetters('out');
+    assert.equal(dl.attempts, 3);
+    assert.match(dl.reason, /down \(gave up after 3 attempts\)/);
+  });
+
+  test('a 429 does not use up attempts and its Retry-After pauses the output', async () => {
+    const at: number[] = [];
+    let n = 0;
+    const { clock, queue, w, enqueue } = start(
+      {
+        async send() {
+          at.push(clock.now());
+          if (n++ < 3) throw new OutputError('slow down', { reason: 'rateLimited', retryable: true, retryAfterMs: 30_000 });
+        },
+      },
+      { attempts: 2 },
+    );
+    await enqueue(1);
+    await clock.advance(0);
+    assert.ok(w.state.pausedUntil, 'the pause shows in the state');
+    await clock.advance(100_000);
+    assert.deepEqual(at.map((t) => t - at[0]), [0, 30_000, 60_000, 90_000]);
+    assert.equal(await queue.deadLetterCount('out'), 0, 'three 429s with attempts: 2, yet not dead-lettered');
+  });
+
+  test('an output whose set-up fails keeps its alerts, retries set-up with backoff, then delivers them', async () => {
+    let setups = 0;
+    let healthy = false;
+    const sent: number[] = [];
+    const { clock, queue, w, enqueue } = start({
+      async setup() {
+        setups++;
+        if (!healthy) throw new Error('aws.checkidentity: identity check failed: ExpiredToken');
+      },
+      async send(batch) {
+        sent.push(...markers(batch));
+      },
+    });
+    await enqueue(1, 2);
+    await clock.advance(5000);
+    assert.ok(setups >= 3, `set-up tried again (${setups})`);
+    assert.equal(w.state.status, 'setting-up');
+    assert.match(w.state.setupError!.message, /ExpiredToken/);
+    assert.equal(await queue.depth('out'), 2, 'the alerts wait');
+    healthy = true;
+    await clock.advance(60_000);
+    assert.equal(w.state.status, 'running');
+    assert.deepEqual(sent, [1, 2]);
+  });
+
+  test('beyond summarizeabove, the oldest alerts go into one summary and the rest are sent one by one', async () => {
+    const sent: number[] = [];
+    const summaries: number[][] = [];
+    const { clock, enqueue } = start(
+      {
+        async send(batch) {
+          sent.push(...markers(batch));
+        },
+        async sendSummary(events) {
+          summaries.push(markers(events));
+        },
+      },
+      { summarizeabove: 3, maxbatch: 1 },
+    );
+    await enqueue(...Array.from({ length: 10 }, (_, i) => i));
+    await clock.advance(0);
+    assert.deepEqual(summaries, [[0, 1, 2, 3, 4, 5, 6]]);
+    assert.deepEqual(sent, [7, 8, 9]);
+  });
+
+  test('a stop hands back a job in backoff; the next worker resumes after what was delivered', async () => {
+    let fail = true;
+    const sent: number[] = [];
+    const output: Output = {
+      async send(batch, ctx) {
+        for (const e of batch) {
+          if (markerOf(e.json) === 2 && fail) ctx.failed([e], new OutputError('busy', { reason: 'serverError', retryable: true }));
+          else sent.push(markerOf(e.json));
+        }
+      },
+    };
+    const { clock, queue, w, enqueue } = start(output, { maxbatch: 1 });
+    await enqueue(0, 1, 2, 3);
+    await clock.advance(0);
+    assert.deepEqual(sent, [0, 1]);
+    const stopped = w.stop(5000, { drain: false });
+    await clock.advance(0);
+    await stopped;
+    fail = false;
+    assert.equal(await queue.depth('out'), 2, 'what was delivered is recorded; the rest is back in the queue');
+    const next = new DeliveryWorker({ instance: instance({ maxbatch: 1 }), output, queue, logger: createLogger('silent'), clock });
+    next.start();
+    await clock.advance(0);
+    assert.deepEqual(sent, [0, 1, 2, 3]);
+  });
+});
+
+describe('group commit', () => {
+  test('one queue write per group: requests that arrive during a write go together in the next', async () => {
+    const writes: number[] = [];
+    let release: () => void = () => {};
+    const queue = {
+      enqueue: (perOutput: ReadonlyMap<string, readonly string[]>) => {
+        writes.push([...perOutput.values()].reduce((n, l) => n + l.length, 0));
+        return new Promise<void>((r) => (release = r));
+      },
+    } as unknown as QueueDriver;
+    const gc = new GroupCommit(queue, 1000);
+    const first = gc.submit([['out', 'a']]);
+    await settle();
+    const rest = [gc.submit([['out', 'b']]), gc.submit([['out', 'c'], ['other', 'c']])];
+    await settle();
+    assert.deepEqual(writes, [1], 'the others wait for the write in flight');
+    release();
+    await first;
+    await settle();
+    assert.deepEqual(writes, [1, 3]);
+    release();
+    await Promise.all(rest);
+  });
+});
+
+test('backoff: equal jitter, doubling, capped', () => {
+  assert.equal(backoffDelay(1, 1000, 60_000, () => 0), 500);
+  assert.equal(backoffDelay(1, 1000, 60_000, () => 1), 1000);
+  assert.equal(backoffDelay(3, 1000, 60_000, () => 0), 2000);
+  assert.equal(backoffDelay(20, 1000, 60_000, () => 1), 60_000);
+});
