@@ -29,7 +29,7 @@ export const DEFAULT_ICON = 'https://raw.githubusercontent.com/falcosecurity/fal
 export const DEFAULT_USERNAME = 'Falcosidekick';
 
 const schema = z.object({
-  webhookurl: httpUrl.describe('Enables the output: the Incoming Webhook URL. A secret (its path is the credential).'),
+  webhookurl: httpUrl.describe('Enables the output: the Incoming Webhook URL (its path is the credential).'),
   channel: z.string().default('').describe("Overrides the webhook's channel; sent only when set."),
   username: z.string().default(DEFAULT_USERNAME).describe("'' omits it (Slack then shows the webhook's own name)."),
   icon: z.string().default(DEFAULT_ICON).describe("icon_url; '' omits it."),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { HttpTarget, httpUrl, stringMap, bool, type OutputType, type Output, type StoredEvent, type SendContext } from '../sdk/index.ts';
 
 const schema = z.object({
-  address: httpUrl.describe('Enables the output: the URL alerts are sent to. A secret (it may carry a token).'),
+  address: httpUrl.describe('Enables the output: the URL alerts are sent to (it may carry a token).'),
   method: z
     .string()
     .default('POST')
@@ -11,7 +11,7 @@ const schema = z.object({
     .pipe(z.enum(['POST', 'PUT'], { message: 'must be POST or PUT' }))
     .meta({ type: 'POST | PUT' })
     .describe('HTTP method (case-insensitive). Unlike falcosidekick, anything else is an error rather than POST.'),
-  customheaders: stringMap.default({}).describe('Headers sent with every request (secrets: Authorization and the like).'),
+  customheaders: stringMap.default({}).describe('Headers sent with every request (Authorization and the like).'),
   checkcert: bool.default(true).describe("Verify the server's TLS certificate."),
   mutualtls: bool.default(false).describe('Present the client certificate from mutualtlsfilespath / mutualtlsclient.* (checkcert is then always on).'),
 });
