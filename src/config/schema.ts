@@ -1,7 +1,7 @@
 /**
  * The global settings and the keys every output instance takes. Each field is described here, once:
  * environment variable names, falcosidekick's section keys and the reference tables in docs/ are
- * all derived from these schemas (src/config/reference.ts).
+ * all derived from these schemas (src/config/walk.ts, scripts/docs.ts).
  */
 import { z } from 'zod';
 import { bool, int, byteSize, duration, stringMap, stringList, minimumPriority } from './fields.ts';

@@ -24,10 +24,8 @@ export interface LaneHandle<T> {
 
 interface Lane<T> {
   policy: FlushPolicy;
-  /** FIFO from `head`; compacted when half is consumed. */
-  items: T[];
-  since: number[];
-  head: number;
+  /** FIFO, with when each item arrived. */
+  waiting: Array<{ item: T; since: number }>;
   send: (batch: T[]) => Promise<void>;
 }
 
@@ -50,31 +48,21 @@ export class Gatherer<T> {
    * settles or hands back every item itself) and must not reject.
    */
   lane(policy: FlushPolicy, send: (batch: T[]) => Promise<void>): LaneHandle<T> {
-    const lane: Lane<T> = { policy, items: [], since: [], head: 0, send };
+    const lane: Lane<T> = { policy, waiting: [], send };
     this.#lanes.push(lane);
     return {
       add: (items) => {
-        if (items.length === 0) return;
-        const now = this.clock.now();
-        for (const it of items) {
-          lane.items.push(it);
-          lane.since.push(now);
-        }
-        this.#dispatch();
+        const since = this.clock.now();
+        for (const item of items) lane.waiting.push({ item, since });
+        if (items.length > 0) this.#dispatch();
       },
-      take: () => {
-        const all = lane.items.slice(lane.head);
-        lane.items = [];
-        lane.since = [];
-        lane.head = 0;
-        return all;
-      },
+      take: () => lane.waiting.splice(0).map((w) => w.item),
     };
   }
 
   /** Waiting items (all lanes). */
   get waiting(): number {
-    return this.#lanes.reduce((n, l) => n + l.items.length - l.head, 0);
+    return this.#lanes.reduce((n, l) => n + l.waiting.length, 0);
   }
 
   /** From now on nothing lingers: what waits goes out with the next free slot (stop). */
@@ -84,25 +72,8 @@ export class Gatherer<T> {
   }
 
   #ready(lane: Lane<T>, now: number): boolean {
-    const n = lane.items.length - lane.head;
-    if (n === 0) return false;
-    return this.#hurry || n >= lane.policy.maxBatch || now - lane.since[lane.head] >= lane.policy.lingerMs;
-  }
-
-  #take(lane: Lane<T>): T[] {
-    const end = Math.min(lane.items.length, lane.head + lane.policy.maxBatch);
-    const batch = lane.items.slice(lane.head, end);
-    lane.head = end;
-    if (lane.head === lane.items.length) {
-      lane.items = [];
-      lane.since = [];
-      lane.head = 0;
-    } else if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
-      lane.items = lane.items.slice(lane.head);
-      lane.since = lane.since.slice(lane.head);
-      lane.head = 0;
-    }
-    return batch;
+    const n = lane.waiting.length;
+    return n > 0 && (this.#hurry || n >= lane.policy.maxBatch || now - lane.waiting[0].since >= lane.policy.lingerMs);
   }
 
   #dispatch(): void {
@@ -110,7 +81,7 @@ export class Gatherer<T> {
     while (this.#free > 0) {
       const lane = this.#lanes.find((l) => this.#ready(l, now));
       if (!lane) break;
-      const batch = this.#take(lane);
+      const batch = lane.waiting.splice(0, lane.policy.maxBatch).map((w) => w.item);
       this.#free--;
       void lane
         .send(batch)
@@ -127,7 +98,7 @@ export class Gatherer<T> {
   #schedule(now: number): void {
     let at = Infinity;
     if (this.#free > 0 && !this.#hurry) {
-      for (const l of this.#lanes) if (l.items.length > l.head) at = Math.min(at, l.since[l.head] + l.policy.lingerMs);
+      for (const l of this.#lanes) if (l.waiting.length > 0) at = Math.min(at, l.waiting[0].since + l.policy.lingerMs);
     }
     if (at === this.#timerAt) return;
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);

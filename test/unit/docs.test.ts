@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { outputTypes } from '../../outputs/index.ts';
-import { docFiles, referenceBlocks, regenerate } from '../../src/config/reference.ts';
+import { docFiles, referenceBlocks, regenerate } from '../../scripts/docs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 

@@ -5,9 +5,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { OutputType } from '../../outputs/sdk/contract.ts';
-import { globalSchema, instanceSchema } from './schema.ts';
-import { fields, envName, type Field } from './walk.ts';
+import type { OutputType } from '../outputs/sdk/contract.ts';
+import { globalSchema, instanceSchema } from '../src/config/schema.ts';
+import { fields, envName, type Field } from '../src/config/walk.ts';
 
 const cell = (s: string) => s.replaceAll('|', '\\|').replaceAll('\n', ' ');
 
@@ -85,8 +85,8 @@ export function regenerate(text: string, blocks: ReadonlyMap<string, string>): s
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { outputTypes } = await import('../../outputs/index.ts');
-  const root = join(import.meta.dirname, '..', '..');
+  const { outputTypes } = await import('../outputs/index.ts');
+  const root = join(import.meta.dirname, '..');
   const blocks = referenceBlocks(outputTypes);
   for (const file of docFiles(root, outputTypes)) {
     const before = readFileSync(file, 'utf8');
