@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { decodeEvent, checkEvent, serializeEvent, type FalcoEvent } from './falco-event.ts';
-import { stringifyLossless } from './json.ts';
+import { stringifyLossless, setOwn } from './json.ts';
 import { cutUtf8 } from './truncate.ts';
 import { fieldsData, type GoTemplate } from './template.ts';
 
@@ -24,7 +24,7 @@ export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn
   let keptText = ev.fieldsText;
   const customPairs: string[] = [];
   for (const [k, v] of Object.entries(s.customfields)) {
-    ev.output_fields[k] = v;
+    setOwn(ev.output_fields, k, v);
     customPairs.push(`${k}=${v}`);
     keptText = undefined;
   }
@@ -41,7 +41,7 @@ export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn
       warn('templated field failed to render', { field: k, err: (err as Error).message });
       continue;
     }
-    ev.output_fields[k] = value;
+    setOwn(ev.output_fields, k, value);
     templatedPairs.push(`${k}=${value}`);
     keptText = undefined;
   }
@@ -61,7 +61,7 @@ export async function parseAndEnrich(body: string, s: EnrichSettings, warn: Warn
 function replaceBrackets(fields: Record<string, unknown>, replacer: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fields)) {
-    out[k.includes('[') ? k.replaceAll(']', '').replaceAll('[', replacer) : k] = v;
+    setOwn(out, k.includes('[') ? k.replaceAll(']', '').replaceAll('[', replacer) : k, v);
   }
   return out;
 }
@@ -111,7 +111,7 @@ function truncateLongFields(ev: FalcoEvent): boolean {
   for (const [k, v] of Object.entries(ev.output_fields)) {
     if (typeof v !== 'string' || Buffer.byteLength(v) <= MAX_FIELD) continue;
     const cut = cutUtf8(v, KEEP) + '[...]';
-    ev.output_fields[k] = cut;
+    setOwn(ev.output_fields, k, cut);
     if (ev.output.includes(v)) ev.output = ev.output.replaceAll(v, cut);
   }
   return true;

@@ -1,4 +1,4 @@
-import { parseLossless, parseLosslessKeepingText, stringifyExact, escapeHtml, isLosslessNumber } from './json.ts';
+import { parseLossless, parseLosslessKeepingText, stringifyExact, escapeHtml, isLosslessNumber, setOwn, TooDeepError } from './json.ts';
 import { priorityLevel, priorityName, type Priority } from './priority.ts';
 import { BadEventError } from '../errors.ts';
 
@@ -35,7 +35,7 @@ export function decodeEvent(text: string): Decoded {
   try {
     ({ value: raw, keptText } = parseLosslessKeepingText(text, 'output_fields'));
   } catch (err) {
-    throw new BadEventError(`the body is not valid JSON (${(err as Error).message})`);
+    throw new BadEventError(err instanceof TooDeepError ? `the body's ${err.message}` : `the body is not valid JSON (${(err as Error).message})`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new BadEventError(`the body must be a JSON object, not ${describe(raw)}`);
@@ -161,7 +161,7 @@ function sortKeys(value: unknown): unknown {
   // Falco already sends its fields sorted: copy only when needed.
   if (isSortedFlat(value as Record<string, unknown>)) return value;
   const sorted: Record<string, unknown> = {};
-  for (const k of Object.keys(value).sort()) sorted[k] = sortKeys((value as Record<string, unknown>)[k]);
+  for (const k of Object.keys(value).sort()) setOwn(sorted, k, sortKeys((value as Record<string, unknown>)[k]));
   return sorted;
 }
 

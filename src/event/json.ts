@@ -21,6 +21,18 @@ const MARK_IN_TEXT = /\\u0000#LN#/i;
 const MARKED_OUTPUT = /"\\u0000#LN#([^"]*)"/g;
 const JSON_NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
 
+/**
+ * Objects and arrays nest at most this deep. Falco's output fields are flat, and the recursive
+ * steps after the parse (revive, sort, stringify) would otherwise run out of stack on a 15 KB body.
+ */
+export const MAX_DEPTH = 32;
+
+export class TooDeepError extends SyntaxError {
+  constructor() {
+    super(`objects and arrays are nested more than ${MAX_DEPTH} levels deep`);
+  }
+}
+
 /** A LosslessNumber that JSON.stringify writes as a marker, so the serializer can put its text back. */
 class ExactNumber extends LosslessNumber {
   toJSON(): string {
@@ -43,8 +55,8 @@ export function parseLosslessKeepingText(text: string, key: string): { value: un
   if (text.includes('#LN#') && MARK_IN_TEXT.test(text)) throw new SyntaxError('the sequence \\u0000#LN# is reserved');
   // The marker starts with NUL, which JSON can only write as an escape; spelled with other escapes
   // (\u0000\u0023LN#…) it passes the test above, so such bodies are checked once parsed.
-  if (text.includes('\\u0000') && holdsMark(JSON.parse(text))) throw new SyntaxError('the sequence \\u0000#LN# is reserved');
   const s = scan(text, key);
+  if (text.includes('\\u0000') && holdsMark(JSON.parse(text))) throw new SyntaxError('the sequence \\u0000#LN# is reserved');
   const keptText = s.kept ? text.slice(s.kept[0], s.kept[1]) : undefined;
   const spans = s.unsafe;
   if (spans === null) return { value: JSON.parse(text), keptText };
@@ -133,7 +145,7 @@ function scan(text: string, key: string): Scan {
       continue;
     }
     if (c === 123 || c === 91) {
-      depth++;
+      if (++depth > MAX_DEPTH) throw new TooDeepError();
       if (at === 1) {
         if (c === 123 && depth === 2) start = i;
         else canonical = false;
@@ -226,8 +238,17 @@ function revive(value: unknown): unknown {
     return value;
   }
   const o = value as Record<string, unknown>;
-  for (const k in o) o[k] = revive(o[k]);
+  for (const k in o) setOwn(o, k, revive(o[k]));
   return o;
+}
+
+/**
+ * o[k] = v, also for the key `__proto__`: alert text may carry it at any depth, and a plain
+ * assignment would set the object's prototype instead (dropping the key, polluting the object).
+ */
+export function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
 }
 
 const HTML_UNSAFE = /[<>&\u2028\u2029]/;

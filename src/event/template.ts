@@ -9,7 +9,7 @@
  * for `templatedfields` as in falcosidekick, the output fields themselves (`fieldsData`).
  */
 import { New } from '@mdfriday/text-template';
-import { isLosslessNumber } from './json.ts';
+import { isLosslessNumber, setOwn } from './json.ts';
 import type { FalcoEvent } from './falco-event.ts';
 
 class NoValue {
@@ -74,7 +74,7 @@ function templateValue(v: unknown): unknown {
 /** Output fields as a Go map: `.key` on a missing or null field prints `<no value>`. */
 export function fieldsData(fields: Record<string, unknown>): Record<string, unknown> {
   const target: Record<string, unknown> = {};
-  for (const k of Object.keys(fields).sort()) target[k] = templateValue(fields[k]);
+  for (const k of Object.keys(fields).sort()) setOwn(target, k, templateValue(fields[k]));
   return new Proxy(target, {
     get(t, key, receiver) {
       if (typeof key !== 'string' || key === 'then' || key in Object.prototype) return Reflect.get(t, key, receiver);

@@ -7,6 +7,7 @@
  */
 import type { StoredEvent } from './stored-event.ts';
 import { serializeEvent, type FalcoEvent } from './falco-event.ts';
+import { setOwn } from './json.ts';
 
 export const MARKER = '…[truncated]';
 
@@ -73,7 +74,7 @@ function longestString(ev: FalcoEvent): Slot | undefined {
   };
   consider(Buffer.byteLength(ev.output, 'utf8'), { get: () => ev.output, set: (v) => (ev.output = v) });
   for (const [k, v] of Object.entries(ev.output_fields)) {
-    if (typeof v === 'string') consider(Buffer.byteLength(v, 'utf8'), { get: () => ev.output_fields[k] as string, set: (x) => (ev.output_fields[k] = x) });
+    if (typeof v === 'string') consider(Buffer.byteLength(v, 'utf8'), { get: () => ev.output_fields[k] as string, set: (x) => setOwn(ev.output_fields, k, x) });
   }
   return best;
 }

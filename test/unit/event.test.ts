@@ -184,3 +184,28 @@ test('stores output_fields as they arrived only when that is byte-for-byte what 
   assert.equal(fast.json, serializeEvent(fast.event));
   assert.match((await enrichToJson(falcoEvent(1), { ...none, customfields: { zz: 'added' } }, noWarn)).json, /"zz":"added"\}/);
 });
+
+const withFields = (fields: string) => `{"output":"x","priority":"Error","rule":"r","time":"2019-05-17T15:31:56Z","output_fields":${fields}}`;
+
+test('keeps a __proto__ key wherever the alert carries it, as data, without touching any prototype', async () => {
+  for (const fields of [
+    '{"p":{"z":1,"__proto__":{"polluted":"yes"},"a":2},"__proto__":{"top":1}}',
+    '{"p":{"__proto__":{"n":12345678901234567890}},"q":[{"__proto__":{"x":"y"}}]}',
+  ]) {
+    const { json } = await enrichToJson(withFields(fields), { ...none, bracketreplacer: '_' }, noWarn);
+    const stored = JSON.parse(json).output_fields;
+    assert.deepEqual(Object.keys(stored).sort(), Object.keys(JSON.parse(fields)).sort(), json);
+    assert.ok(json.includes('"__proto__":{'), json);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  }
+  const { json } = await enrichToJson(withFields('{"p":{"z":1,"__proto__":{"polluted":"yes"},"a":2}}'), none, noWarn);
+  assert.match(json, /"p":\{"__proto__":\{"polluted":"yes"\},"a":2,"z":1\}/);
+});
+
+test('refuses objects or arrays nested deeper than 32 levels, naming the limit, instead of running out of stack', async () => {
+  await rejects(withFields(`{"a":${'['.repeat(3000)}${']'.repeat(3000)}}`), /nested more than 32 levels deep/);
+  await rejects(withFields(`{"a":${'{"b":'.repeat(5000)}1${'}'.repeat(5000)}}`), /nested more than 32 levels deep/);
+  await rejects(`{"output":"\\u0000",${withFields(`{"a":${'['.repeat(100)}${']'.repeat(100)}}`).slice(1)}`, /nested more than 32 levels deep/);
+  const ok = await parseAndEnrich(withFields(`{"a":${'['.repeat(30)}1${']'.repeat(30)}}`), none, noWarn);
+  assert.ok(ok.output_fields.a);
+});
