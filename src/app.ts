@@ -16,6 +16,7 @@ import { createInstance, type InstanceContext } from './pipeline/instance.ts';
 import { GroupCommit } from './ingest/group-commit.ts';
 import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from './ingest/server.ts';
 import { Metrics } from './metrics.ts';
+import { resolveMaxConnections } from './ingest/connections.ts';
 
 export interface Router {
   /** The main server (TLS when tlsserver.deploy). */
@@ -33,7 +34,7 @@ export interface Router {
 }
 
 /** Settings that take effect only when the process starts. */
-const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'queue', 'tlsserver'] as const;
+const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'tlsserver'] as const;
 
 export async function startRouter(initial: RouterConfig, types: readonly OutputType[], logger: Logger): Promise<Router> {
   let cfg = initial;
@@ -65,6 +66,12 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
 
   const deps = {
     bodyLimit: cfg.bodylimit,
+    limits: {
+      headersTimeoutMs: cfg.ingest.headerstimeout,
+      requestTimeoutMs: cfg.ingest.requesttimeout,
+      idleTimeoutMs: cfg.ingest.idletimeout,
+      maxConnections: resolveMaxConnections(cfg.ingest.maxconnections),
+    },
     live: () => live,
     groupCommit: new GroupCommit(queue, cfg.queue.groupmaxevents),
     queue,

@@ -52,6 +52,18 @@ export const globalSchema = z.strictObject({
   listenaddress: z.string().default('').describe('Bind address; "" means all interfaces.'),
   listenport: int(1, 65535).default(2801).describe('Port of the ingest server.'),
   bodylimit: byteSize.prefault('1MiB').describe('Largest request body, after gzip decoding; a larger one gets 413.'),
+  ingest: z
+    .strictObject({
+      headerstimeout: duration.prefault('10s').describe("A client must send a request's headers within this; a slower one is disconnected."),
+      requesttimeout: duration.prefault('30s').describe('A client must send a whole request within this.'),
+      idletimeout: duration.prefault('60s').describe('An idle keep-alive connection is closed after this.'),
+      maxconnections: int(0, 1_000_000)
+        .default(0)
+        .describe(
+          'Open ingest connections at most; at the bound the longest-idle one is closed for a new one. 0: the open-files limit less 128 (Linux), else 1000.',
+        ),
+    })
+    .prefault({}),
   debug: bool.default(false).describe('Logs every accepted payload and every payload sent, at debug level.'),
   customfields: stringMap.default({}).describe('Added to (overwriting) output_fields. Env values `%NAME` are read from the variable NAME.'),
   customtags: stringList.default([]).describe('Appended to tags.'),

@@ -15,6 +15,7 @@ import type { DeadLetter, QueueDriver } from '../queue/types.ts';
 import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { Metrics } from '../metrics.ts';
+import { boundConnections, timeoutOptions, type ConnectionLimits } from './connections.ts';
 
 /** Settings a reload can change while the server runs. */
 export interface LiveSettings {
@@ -38,6 +39,7 @@ export interface ServerOptions {
 
 export interface IngestDeps {
   bodyLimit: number;
+  limits: ConnectionLimits;
   live: () => LiveSettings;
   groupCommit: GroupCommit;
   queue: QueueDriver;
@@ -55,10 +57,11 @@ const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
 const PLAIN_FALCO_LINE = /^(\d{2}:\d{2}:\d{2}\.\d+|\d{4}-\d{2}-\d{2}T[\d:.]+[+-]?\d*Z?): [A-Za-z]+ /;
 
 export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): FastifyInstance {
-  const app = (opts.https
-    ? Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, https: opts.https })
-    : Fastify({ logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true })) as unknown as FastifyInstance;
+  const { node, ...timeouts } = timeoutOptions(deps.limits);
+  const base = { logger: false, bodyLimit: deps.bodyLimit, return503OnClosing: true, ...timeouts };
+  const app = (opts.https ? Fastify({ ...base, https: { ...opts.https, ...node } }) : Fastify({ ...base, http: node })) as unknown as FastifyInstance;
   const { metrics, logger } = deps;
+  boundConnections(app.server, deps.limits.maxConnections, logger);
   const serves = new Set(opts.routes ?? ALL_ROUTES);
 
   // Falco's Content-Type varies (and curl -d sends a form type): read every body as bytes.
