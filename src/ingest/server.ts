@@ -244,8 +244,12 @@ function registerDeadLetterApi(
       }
       ids = list as string[] | undefined;
     }
-    const requeued = await deps.queue.requeueDeadLetters(req.params.output, ids);
-    return { output: req.params.output, requeued };
+    try {
+      return { output: req.params.output, requeued: await deps.queue.requeueDeadLetters(req.params.output, ids) };
+    } catch (err) {
+      if (err instanceof QueueUnavailableError) return reply.code(503).send({ error: err.message });
+      throw err;
+    }
   });
 }
 

@@ -31,6 +31,11 @@ interface Progress {
 }
 
 const JOB_OPTS = { removeOnComplete: true, removeOnFail: false } as const;
+/** A re-queue holds its output's lock at most this long (a crashed holder's lock expires). */
+const REQUEUE_LOCK_MS = 60_000;
+const REQUEUE_LOCK_WAIT_MS = 30_000;
+/** Deletes the lock only if it is still ours. */
+const RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
 
 export class RedisQueue implements QueueDriver {
   readonly kind = 'redis' as const;
@@ -194,7 +199,26 @@ export class RedisQueue implements QueueDriver {
     return out.sort((a, b) => a.failedAt.localeCompare(b.failedAt));
   }
 
+  /**
+   * List, enqueue, delete, under a lock per output, so that two calls at once (or two replicas)
+   * never enqueue the same dead letter twice. Enqueued before deleted: a crash in between repeats a
+   * dead letter on the next re-queue (at-least-once), it never loses one.
+   */
   async requeueDeadLetters(output: string, ids?: readonly string[]): Promise<number> {
+    const lock = `${this.o.prefix}:dlq-lock:${output}`;
+    const token = randomUUID();
+    for (const end = Date.now() + REQUEUE_LOCK_WAIT_MS; (await this.#conn.set(lock, token, 'PX', REQUEUE_LOCK_MS, 'NX')) !== 'OK'; ) {
+      if (Date.now() > end) throw new QueueUnavailableError(`another re-queue of output "${output}" is still running`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    try {
+      return await this.#requeue(output, ids);
+    } finally {
+      await this.#conn.eval(RELEASE_LOCK, 1, lock, token).catch(() => {});
+    }
+  }
+
+  async #requeue(output: string, ids?: readonly string[]): Promise<number> {
     const chosen = ids
       ? ((await this.#conn.hmget(this.#dlqKey(output), ...ids)).filter((v): v is string => v !== null).map((v) => JSON.parse(v) as DeadLetter))
       : await this.listDeadLetters(output, Number.MAX_SAFE_INTEGER);
