@@ -16,6 +16,7 @@ import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors
 import type { GroupCommit } from './group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 import { boundConnections, timeoutOptions, type ConnectionLimits } from './connections.ts';
+import { RepeatLimiter } from '../log.ts';
 
 /** Settings a reload can change while the server runs. */
 export interface LiveSettings {
@@ -62,6 +63,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
   const app = (opts.https ? Fastify({ ...base, https: { ...opts.https, ...node } }) : Fastify({ ...base, http: node })) as unknown as FastifyInstance;
   const { metrics, logger } = deps;
   boundConnections(app.server, deps.limits.maxConnections, logger);
+  const repeats = new RepeatLimiter(logger);
   const serves = new Set(opts.routes ?? ALL_ROUTES);
 
   // Falco's Content-Type varies (and curl -d sends a form type): read every body as bytes.
@@ -77,7 +79,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     }
   });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413) {
       metrics.rejected.inc({ reason: 'tooLarge' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
@@ -87,6 +89,11 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       metrics.rejected.inc({ reason: 'invalidBody' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
       return text(reply, err.statusCode, err.message);
+    }
+    // A client that hangs up mid-request is not the router's error.
+    if (err.code === 'ECONNRESET' || req.raw.aborted) {
+      logger.debug({ err: err.message, code: err.code }, 'client closed the connection before the request was complete');
+      return reply.code(400).send();
     }
     logger.error({ err: err.message, code: err.code }, 'request failed');
     return text(reply, err.statusCode && err.statusCode < 500 ? err.statusCode : 500, `${err.message}\n`);
@@ -120,7 +127,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       if (!(err instanceof QueueUnavailableError)) throw err;
       metrics.rejected.inc({ reason: 'queueUnavailable' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
-      logger.error({ err: err.message }, 'event not stored; answered 503');
+      repeats.log('error', { err: err.message }, `event not stored; answered 503: ${err.message}`);
       return text(reply, 503, `Service Unavailable: the event was not stored: ${err.message}\n`);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });

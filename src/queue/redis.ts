@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, Worker, DelayedError, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { RepeatLimiter } from '../log.ts';
 import { HandBack, QueueUnavailableError } from '../errors.ts';
 import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob } from './types.ts';
 
@@ -46,8 +47,11 @@ export class RedisQueue implements QueueDriver {
   readonly #queues = new Map<string, Queue>();
   readonly #workers = new Set<Worker>();
 
+  readonly #repeats: RepeatLimiter;
+
   private constructor(private readonly o: RedisQueueOptions) {
-    const onError = (what: string) => (err: Error) => o.logger.warn({ err: err.message }, `redis ${what} connection: ${err.message}`);
+    this.#repeats = new RepeatLimiter(o.logger);
+    const onError = (what: string) => (err: Error) => this.#repeats.log('warn', { err: err.message }, `redis ${what} connection: ${err.message}`);
     this.#conn = new Redis(o.url, {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
@@ -89,7 +93,7 @@ export class RedisQueue implements QueueDriver {
     let q = this.#queues.get(output);
     if (!q) {
       q = new Queue(this.#queueName(output), { connection: this.#conn, prefix: this.o.prefix });
-      q.on('error', (err) => this.o.logger.warn({ err: err.message }, 'redis queue error'));
+      q.on('error', (err) => this.#repeats.log('warn', { err: err.message }, `redis queue error: ${err.message}`));
       this.#queues.set(output, q);
     }
     return q;
@@ -162,7 +166,7 @@ export class RedisQueue implements QueueDriver {
       maxStalledCount: Number.MAX_SAFE_INTEGER,
       removeOnComplete: { count: 0 },
     });
-    worker.on('error', (err) => this.o.logger.warn({ err: err.message, output }, 'redis worker error'));
+    worker.on('error', (err) => this.#repeats.log('warn', { err: err.message, output }, `redis worker error (output ${output}): ${err.message}`));
     this.#workers.add(worker);
     return {
       stop: async (graceMs: number) => {

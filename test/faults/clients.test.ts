@@ -70,3 +70,19 @@ test('an idle keep-alive connection is closed after ingest.idletimeout', async (
     await r.stop();
   }
 });
+
+test('a client that hangs up mid-request is not logged as the router’s error', async () => {
+  const r = await startTestRouter('');
+  try {
+    const s = await open(r.url);
+    s.on('error', () => {});
+    s.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"output":');
+    await new Promise((res) => setTimeout(res, 100));
+    s.destroy();
+    await waitFor(() => r.logs.some((l) => l.includes('client closed the connection')), 5000, 'the hang-up seen');
+    assert.deepEqual(r.logs.filter((l) => /"level":50/.test(l)), [], 'no error line');
+    assert.equal((await r.post(falcoEvent(1))).status, 200);
+  } finally {
+    await r.stop();
+  }
+});
