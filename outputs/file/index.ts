@@ -4,7 +4,7 @@
  * renames path → path.1 …
  */
 import { z } from 'zod';
-import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutputError, byteSize, int, bool, type OutputType, type Output, type StoredEvent } from '../sdk/index.ts';
 
@@ -30,8 +30,7 @@ class FileOutput implements Output {
     try {
       if (!this.#fh) await this.#open();
       if (this.config.maxsize > 0 && this.#size > 0 && this.#size + data.length > this.config.maxsize) await this.#rotate();
-      await this.#fh!.write(data);
-      this.#size += data.length;
+      await this.#append(data);
       if (this.config.fsync) await this.#fh!.sync();
     } catch (err) {
       await this.close().catch(() => {});
@@ -45,10 +44,43 @@ class FileOutput implements Output {
     }
   }
 
+  /**
+   * write() may write only part of the buffer (a full disk): the rest is written from where it
+   * stopped, and if that fails the file is cut back to where this batch began, so no alert is left
+   * as half a line with the next one glued to it.
+   */
+  async #append(data: Buffer): Promise<void> {
+    const fh = this.#fh!;
+    const start = this.#size;
+    try {
+      for (let off = 0; off < data.length; ) {
+        const { bytesWritten } = await fh.write(data, off, data.length - off);
+        if (bytesWritten === 0) throw Object.assign(new Error('no byte written'), { code: 'EIO' });
+        off += bytesWritten;
+      }
+      this.#size += data.length;
+    } catch (err) {
+      await fh.truncate(start).catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Opens for appending; a last line left incomplete (a crash mid-write, a failed cut) is removed first. */
   async #open(): Promise<void> {
     await mkdir(dirname(this.config.path), { recursive: true });
-    this.#fh = await open(this.config.path, 'a');
-    this.#size = (await stat(this.config.path)).size;
+    const fh = await open(this.config.path, 'a+');
+    try {
+      this.#size = (await fh.stat()).size;
+      const complete = await lastLineEnd(fh, this.#size);
+      if (complete < this.#size) {
+        await fh.truncate(complete);
+        this.#size = complete;
+      }
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    this.#fh = fh;
   }
 
   async #rotate(): Promise<void> {
@@ -69,6 +101,19 @@ class FileOutput implements Output {
     this.#fh = undefined;
     await fh?.close();
   }
+}
+
+/** The size of the file up to and including its last newline (0 when it has none). */
+async function lastLineEnd(fh: FileHandle, size: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024);
+  for (let end = size; end > 0; ) {
+    const from = Math.max(0, end - chunk.length);
+    const { bytesRead } = await fh.read(chunk, 0, end - from, from);
+    const nl = chunk.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (nl >= 0) return from + nl + 1;
+    end = from;
+  }
+  return 0;
 }
 
 export const file: OutputType<typeof schema> = {
