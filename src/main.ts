@@ -115,7 +115,9 @@ async function main(): Promise<number> {
       // A backend that never answers must not keep the process alive past the grace period.
       setTimeout(() => {
         logger.error('stop did not finish in time; exiting');
-        process.exit(1);
+        // process.exit() would wait for a thread stuck in a call that never returns (a write to a
+        // hung mount): the process ends itself instead, once the line is out.
+        setTimeout(() => process.kill(process.pid, 'SIGKILL'), 200);
       }, cfg.shutdown.graceperiod + 10_000).unref();
       router.stop().then(
         () => {

@@ -4,7 +4,8 @@
  * renames path → path.1 …
  */
 import { z } from 'zod';
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { OutputError, byteSize, int, bool, type OutputType, type Output, type StoredEvent } from '../sdk/index.ts';
 
@@ -65,22 +66,25 @@ class FileOutput implements Output {
     }
   }
 
-  /** Opens for appending; a last line left incomplete (a crash mid-write, a failed cut) is removed first. */
+  /**
+   * Opens for appending, non-blocking: a FIFO without a reader fails at once (ENXIO) and a full
+   * one answers EAGAIN, instead of a write that blocks a thread for ever and keeps the process
+   * from exiting. A last line left incomplete (a crash mid-write, a failed cut) is removed first.
+   */
   async #open(): Promise<void> {
     await mkdir(dirname(this.config.path), { recursive: true });
-    const fh = await open(this.config.path, 'a+');
-    try {
-      this.#size = (await fh.stat()).size;
-      const complete = await lastLineEnd(fh, this.#size);
-      if (complete < this.#size) {
-        await fh.truncate(complete);
-        this.#size = complete;
+    const existing = await stat(this.config.path).catch(() => undefined);
+    if (existing?.isFile()) {
+      const fh = await open(this.config.path, 'r+');
+      try {
+        const complete = await lastLineEnd(fh, existing.size);
+        if (complete < existing.size) await fh.truncate(complete);
+      } finally {
+        await fh.close();
       }
-    } catch (err) {
-      await fh.close();
-      throw err;
     }
-    this.#fh = fh;
+    this.#fh = await open(this.config.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NONBLOCK, 0o644);
+    this.#size = (await this.#fh.stat()).size;
   }
 
   async #rotate(): Promise<void> {

@@ -28,6 +28,8 @@ export interface AttemptOptions {
   clock: Clock;
   /** Applied once to every error text (the instance's secrets). */
   redact: (e: OutputError) => OutputError;
+  /** Called with a send abandoned at its timeout that has not ended yet, and with its end. */
+  abandoned?: (ended: Promise<unknown>) => void;
 }
 
 export async function attempt(batch: readonly StoredEvent[], send: (ctx: SendContext) => Promise<void>, o: AttemptOptions): Promise<Outcome> {
@@ -55,10 +57,14 @@ export async function attempt(batch: readonly StoredEvent[], send: (ctx: SendCon
     o.stop.addEventListener('abort', onStop, { once: true });
   });
   let rest: OutputError | null = null;
+  const sending = send(ctx);
   try {
-    const how = await Promise.race([send(ctx).then(() => 'sent' as const), timedOut, stopped]);
+    const how = await Promise.race([sending.then(() => 'sent' as const), timedOut, stopped]);
     if (how === 'stop') throw new HandBack();
-    if (how === 'timeout') rest = new OutputError(`attempt timed out after ${o.timeoutMs} ms`, { reason: 'timeout', retryable: true });
+    if (how === 'timeout') {
+      rest = new OutputError(`attempt timed out after ${o.timeoutMs} ms`, { reason: 'timeout', retryable: true });
+      o.abandoned?.(sending.catch(() => {}));
+    }
   } catch (err) {
     if (err instanceof HandBack || o.stop.aborted) throw new HandBack();
     rest = OutputError.from(err);

@@ -36,6 +36,8 @@ export interface OutputState {
   lastError?: { at: string; reason: FailureReason; message: string };
   /** Set while the output waits on a Retry-After. */
   pausedUntil?: string;
+  /** Sends abandoned at their timeout that have still not ended (a write that cannot be cancelled): the output is stuck. */
+  stuckSends?: number;
 }
 
 export interface WorkerOptions {
@@ -320,6 +322,7 @@ export class DeliveryWorker {
           stop: this.#halt.signal,
           clock: this.#clock,
           redact: (e) => (this.#redactor.empty ? e : e.withMessage(this.#redactor.text(e.message))),
+          abandoned: (ended) => this.#stuck(ended),
         });
         const byEvent = new Map(pending.map((i) => [i.event, i]));
         if (out.delivered.length > 0) this.#succeeded(out.delivered.map((e) => byEvent.get(e)!), summary);
@@ -357,6 +360,15 @@ export class DeliveryWorker {
     } finally {
       if (summary) this.#inSummary -= batch.length;
     }
+  }
+
+  #stuck(ended: Promise<unknown>): void {
+    const { name, type } = this.instance;
+    this.state.stuckSends = (this.state.stuckSends ?? 0) + 1;
+    if (this.state.stuckSends === 1) this.#logger.error({ output: name, type }, `output ${name} is stuck: a send did not end at its timeout and cannot be cancelled; it is abandoned and its alerts are retried`);
+    void ended.then(() => {
+      this.state.stuckSends = this.state.stuckSends! - 1 || undefined;
+    });
   }
 
   #succeeded(items: Item[], summary: boolean): void {
