@@ -361,6 +361,29 @@ test('creates a deleted stream again and re-sends; with createloggroup also a de
   }
 });
 
+test('a stream CloudWatch does not see yet right after creating it is tried again, not dead-lettered', async () => {
+  const group = 'lagging';
+  logs.createGroup(group);
+  const r = await startTestRouter(fsYaml({ group }));
+  try {
+    const mark = logs.calls.length;
+    logs.lag(2);
+    assert.equal((await r.post(recent(1))).status, 200);
+    await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'the event once CloudWatch sees the stream');
+    assert.deepEqual(logs.calls.slice(mark).map((c) => `${c.op} ${c.error ?? 'ok'}`), [
+      'CreateLogStream ok',
+      'PutLogEvents ResourceNotFoundException',
+      'CreateLogStream ResourceAlreadyExistsException',
+      'PutLogEvents ResourceNotFoundException',
+      'PutLogEvents ok',
+    ]);
+    assert.ok(r.logs.some((l) => l.includes('delivery attempt failed') && l.includes('(right after creating it)') && l.includes('"final":false')));
+    assert.equal((await deadLetters(r)).count, 0);
+  } finally {
+    await r.stop();
+  }
+});
+
 test('writes events CloudWatch would reject for their age with the current time; with clamptimestamps off, dead-letters what CloudWatch does not store, by reason', async () => {
   const group = 'old';
   logs.createGroup(group);

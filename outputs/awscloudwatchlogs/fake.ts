@@ -73,6 +73,11 @@ export interface LogsFake {
   refuse(n: number, skip?: number): void;
   /** The next n calls (after `skip` that pass) get no answer and store nothing; the client must give up. */
   hang(n: number, skip?: number): void;
+  /**
+   * The next n PutLogEvents to a stream that exists answer ResourceNotFoundException, as AWS may
+   * right after CreateLogStream (CloudWatch Logs is eventually consistent).
+   */
+  lag(n: number): void;
   close(): Promise<void>;
 }
 
@@ -84,6 +89,7 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
   const failing = new Budget();
   const refusing = new Budget();
   const hanging = new Budget();
+  const lagging = new Budget();
 
   const reply = (res: ServerResponse, call: LogsCall, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
@@ -153,7 +159,7 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
         const g = groups.get(group);
         if (!g) return error(res, call, 'ResourceNotFoundException', 'The specified log group does not exist.');
         const s = g.get(stream);
-        if (!s) return error(res, call, 'ResourceNotFoundException', 'The specified log stream does not exist.');
+        if (!s || lagging.take()) return error(res, call, 'ResourceNotFoundException', 'The specified log stream does not exist.');
         const now = Date.now();
         let tooOldEnd = 0;
         while (tooOldEnd < events.length && events[tooOldEnd].timestamp < now - 14 * DAY_MS) tooOldEnd++;
@@ -185,6 +191,7 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
     fail: (n, skip) => failing.set(n, skip),
     refuse: (n, skip) => refusing.set(n, skip),
     hang: (n, skip) => hanging.set(n, skip),
+    lag: (n) => lagging.set(n),
     close: () => server.close(),
   };
 }

@@ -216,7 +216,11 @@ class CloudWatchLogsOutput implements Output {
       try {
         out = await this.#client.send(command(), { abortSignal: signal });
       } catch (err2) {
-        throw classifyAwsError(err2, `CloudWatch Logs PutLogEvents to ${this.#where()}`);
+        const error = classifyAwsError(err2, `CloudWatch Logs PutLogEvents to ${this.#where()}`);
+        // The stream has just been created or found: CloudWatch Logs is eventually consistent and
+        // may not see it for a moment. Retried, not dead-lettered as a 400 would be.
+        if (awsErrorCode(err2) === 'ResourceNotFoundException') throw new OutputError(`${error.message} (right after creating it)`, { reason: 'other', retryable: true, status: error.status });
+        throw error;
       }
     }
     this.deps.count('calls');
