@@ -431,6 +431,25 @@ test('writes events CloudWatch would reject for their age with the current time;
   }
 });
 
+test("dead-letters an event older than the log group's retention, which clamping (for 14 days) leaves as is", async () => {
+  const group = 'short-retention';
+  logs.createGroup(group);
+  logs.setRetention(group, 1);
+  const r = await startTestRouter(fsYaml({ group }));
+  try {
+    const events = [stored(1, new Date(Date.now() - 3 * DAY_MS).toISOString()), stored(2, new Date(Date.now() - 2 * DAY_MS).toISOString()), stored(3)];
+    await r.queue.enqueue(new Map([['awscloudwatchlogs', events]]), Date.now());
+    await waitFor(async () => (await deadLetters(r)).count === 2, 5000, 'two dead letters');
+    const items = (await deadLetters(r)).items;
+    assert.deepEqual(items.map((d) => d.event.output_fields['test.n']).sort(), [1, 2]);
+    for (const d of items) assert.match(d.reason, /did not store the event: its timestamp is older than the log group's retention/);
+    assert.equal(logs.events(group, STREAM).length, 1);
+    assert.deepEqual([await count(r, 'rejectedExpired'), await count(r, 'rejectedTooOld'), await count(r, 'clamped')], [2, 0, 0]);
+  } finally {
+    await r.stop();
+  }
+});
+
 test('assumes the configured role (external id, falco-router-<uuid> session) and signs with its temporary credentials; env vars configure it', async () => {
   const group = 'assumed';
   logs.createGroup(group);

@@ -7,8 +7,8 @@
  *   - at most 10,000 events and 1,048,576 bytes (UTF-8 message bytes + 26 per event) per call;
  *   - events in chronological order, spanning at most 24 hours;
  *   - each event at most 256 KiB (message + 26 bytes);
- *   - events older than 14 days or more than 2 hours ahead are not stored but reported in
- *     `rejectedLogEventsInfo`, as AWS does.
+ *   - events older than 14 days, older than the group's retention, or more than 2 hours ahead
+ *     are not stored but reported in `rejectedLogEventsInfo`, as AWS does.
  * It can throttle the next N calls, fail them with a 500, refuse them (a 400 that echoes the
  * request's Authorization header, as a careless proxy or service would), hold them without an
  * answer, and delete streams or groups.
@@ -62,6 +62,8 @@ export interface LogsFake {
   streams(group: string): string[];
   hasGroup(group: string): boolean;
   createGroup(group: string): void;
+  /** The group's retention (PutRetentionPolicy): older events are rejected as expired. */
+  setRetention(group: string, days: number): void;
   createStream(group: string, stream: string): void;
   deleteStream(group: string, stream: string): void;
   deleteGroup(group: string): void;
@@ -84,6 +86,7 @@ export interface LogsFake {
 export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<LogsFake> {
   const groups = new Map<string, Map<string, LogEvent[]>>();
   for (const g of opts.groups ?? []) groups.set(g, new Map());
+  const retention = new Map<string, number>();
   const calls: LogsCall[] = [];
   const throttle = new Budget();
   const failing = new Budget();
@@ -163,11 +166,16 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
         const now = Date.now();
         let tooOldEnd = 0;
         while (tooOldEnd < events.length && events[tooOldEnd].timestamp < now - 14 * DAY_MS) tooOldEnd++;
+        const days = retention.get(group);
+        let expiredEnd = 0;
+        while (days !== undefined && expiredEnd < events.length && events[expiredEnd].timestamp < now - days * DAY_MS) expiredEnd++;
+        const head = Math.max(tooOldEnd, expiredEnd);
         let tooNewStart = events.length;
-        while (tooNewStart > tooOldEnd && events[tooNewStart - 1].timestamp > now + 2 * 3_600_000) tooNewStart--;
-        for (let i = tooOldEnd; i < tooNewStart; i++) s.push({ timestamp: events[i].timestamp, message: events[i].message });
+        while (tooNewStart > head && events[tooNewStart - 1].timestamp > now + 2 * 3_600_000) tooNewStart--;
+        for (let i = head; i < tooNewStart; i++) s.push({ timestamp: events[i].timestamp, message: events[i].message });
         const rejected: Record<string, number> = {};
         if (tooOldEnd > 0) rejected.tooOldLogEventEndIndex = tooOldEnd;
+        if (expiredEnd > 0) rejected.expiredLogEventEndIndex = expiredEnd;
         if (tooNewStart < events.length) rejected.tooNewLogEventStartIndex = tooNewStart;
         return reply(res, call, 200, Object.keys(rejected).length > 0 ? { rejectedLogEventsInfo: rejected } : {});
       }
@@ -184,6 +192,7 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
     streams: (group) => [...(groups.get(group)?.keys() ?? [])],
     hasGroup: (group) => groups.has(group),
     createGroup: (group) => void (groups.has(group) || groups.set(group, new Map())),
+    setRetention: (group, days) => void retention.set(group, days),
     createStream: (group, stream) => void groups.get(group)?.set(stream, []),
     deleteStream: (group, stream) => void groups.get(group)?.delete(stream),
     deleteGroup: (group) => void groups.delete(group),
