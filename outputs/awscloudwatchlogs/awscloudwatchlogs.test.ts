@@ -1,31 +1,27 @@
 /**
- * CloudWatch Logs through the real delivery path (router, queue, delivery worker) and the real
- * SDK client, against a local CloudWatch Logs that speaks AWS JSON 1.1 and enforces
- * PutLogEvents' limits (test/fakes/aws-logs.ts), plus a local STS for the identity check.
+ * CloudWatch Logs' own payload and protocol, with the real SDK client against a local CloudWatch
+ * Logs that speaks AWS JSON 1.1 and enforces PutLogEvents' limits (./fake.ts), and a local STS.
+ * Delivery behaviour every output shares (retries, dead letters, Retry-After, timeouts, secrets,
+ * set-up retried) is checked by the conformance kit (test/conformance/outputs.test.ts with
+ * ./conformance.ts); what is here is what CloudWatch does differently.
  */
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-// Keep the developer's own AWS setup out of the tests.
-process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
-process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
-for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_CLOUDWATCH_LOGS', 'AWS_ENDPOINT_URL_STS']) {
-  delete process.env[k];
-}
-
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync, existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import pino from 'pino';
 import { startTestRouter, tempDir, type TestRouter } from '../../test/helpers/router.ts';
 import { waitFor, delay } from '../../test/helpers/wait.ts';
 import { F6, falcoEvent } from '../../test/fixtures/events.ts';
-import { startLogsFake, checkBatch, batchBytes, type LogsFake, MAX_EVENTS, MAX_BYTES, DAY_MS } from './fake.ts';
+import { isolateAwsEnv, startLogsFake, checkBatch, batchBytes, type LogsFake, MAX_EVENTS, MAX_BYTES, DAY_MS } from './fake.ts';
 import { startStsFake, type StsFake } from '../sdk/testkit/sts-fake.ts';
+import { createAdapter, sendContext } from '../sdk/testkit/adapter.ts';
 import { decodeEvent, checkEvent, serializeEvent, eventTimeMs } from '../../src/event/falco-event.ts';
 import { StoredEvent } from '../../src/event/stored-event.ts';
-import { awsCloudWatchLogs, split, quickFields, type CloudWatchLogsStats } from './index.ts';
+import { awsCloudWatchLogs, split } from './index.ts';
+
+isolateAwsEnv();
 
 const GROUP = 'falco-alerts';
 const STREAM = `falco-router-${hostname()}`;
@@ -43,7 +39,7 @@ after(async () => {
 });
 
 /** falcosidekick-style YAML: shared aws.* keys, the aws.cloudwatchlogs section. */
-function fsYaml(opts: { group?: string; extra?: string; top?: string } = {}): string {
+function fsYaml(opts: { group?: string; extra?: string; top?: string; delivery?: string } = {}): string {
   return `
 ${opts.top ?? ''}
 aws:
@@ -54,9 +50,16 @@ aws:
   cloudwatchlogs:
     loggroup: ${opts.group ?? GROUP}
     endpoint: ${logs.url}
-    ${FAST_RETRY}
+    ${opts.delivery ?? FAST_RETRY}
 ${(opts.extra ?? '').replace(/^/gm, '    ')}
 `;
+}
+
+/** Settings of an adapter created on its own (outside a router) that writes to the fake. */
+function direct(group: string, stream: string): Record<string, unknown> {
+  logs.createGroup(group);
+  logs.createStream(group, stream);
+  return { region: 'us-east-1', accesskeyid: 'AKID', secretaccesskey: 'x', checkidentity: false, endpoint: logs.url, loggroup: group, logstream: stream };
 }
 
 /** An accepted event as the queue stores it (enriched, with a uuid), at a given time. */
@@ -66,15 +69,21 @@ function stored(n: number, time = new Date().toISOString(), pad = 0): string {
   return serializeEvent({ ...ev, uuid: randomUUID(), time });
 }
 
-function statsOf(r: TestRouter, name = 'awscloudwatchlogs'): CloudWatchLogsStats {
-  const w = r.workers.find((x) => x.instance.name === name);
-  assert.ok(w, `output ${name} is running`);
-  return (w.output as unknown as { stats: CloudWatchLogsStats }).stats;
-}
+/** An alert as Falco posts it, with the current time (CloudWatch would not store falcoEvent's 2025 time as is). */
+const recent = (n: number) => falcoEvent(n).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString());
+
+/** The output's own counter falco_router_output_events_total{stat}. */
+const count = (r: TestRouter, stat: string, output = 'awscloudwatchlogs') => r.metric('falco_router_output_events_total', { output, stat });
 
 function uuidOf(message: string): string {
   return /^\{"uuid":"([^"]+)"/.exec(message)?.[1] ?? '';
 }
+
+interface DeadLetters {
+  count: number;
+  items: Array<{ reason: string; attempts: number; event: { uuid: string; time: string; output_fields: Record<string, unknown> } }>;
+}
+const deadLetters = async (r: TestRouter, output = 'awscloudwatchlogs') => (await (await fetch(`${r.url}/api/v1/deadletters/${output}`)).json()) as DeadLetters;
 
 test('creates its own stream <prefix>-<hostname> on first use, writes each event JSON as the webhook body, and a restarted router reuses the stream', async () => {
   const file = join(tempDir(), 'copy.ndjson');
@@ -100,7 +109,6 @@ test('creates its own stream <prefix>-<hostname> on first use, writes each event
     const put = logs.ops('PutLogEvents')[0];
     assert.equal(put.contentType, 'application/x-amz-json-1.1');
     assert.equal(put.accessKeyId, 'AKIDSTATIC', 'signed with the configured static key');
-    assert.ok(!JSON.stringify(r.logs).includes('s3cr3t-key'), 'the secret key is never logged');
   } finally {
     await r.stop();
   }
@@ -108,7 +116,7 @@ test('creates its own stream <prefix>-<hostname> on first use, writes each event
   const creates = logs.ops('CreateLogStream', false).length;
   const r2 = await startTestRouter(fsYaml());
   try {
-    assert.equal((await r2.post(falcoEvent(2).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString()))).status, 200);
+    assert.equal((await r2.post(recent(2))).status, 200);
     await waitFor(() => logs.events(GROUP, STREAM).length === 3, 5000, 'the third event in the same stream');
     const again = logs.ops('CreateLogStream', false).slice(creates);
     assert.deepEqual(again.map((c) => c.error), ['ResourceAlreadyExistsException'], 'one create attempt, answered "already exists"');
@@ -123,7 +131,7 @@ test('a configured logstream is used as is, without CreateLogStream', async () =
   const creates = logs.ops('CreateLogStream', false).length;
   const r = await startTestRouter(fsYaml({ extra: 'logstream: fixed' }));
   try {
-    assert.equal((await r.post(falcoEvent(3).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString()))).status, 200);
+    assert.equal((await r.post(recent(3))).status, 200);
     await waitFor(() => logs.events(GROUP, 'fixed').length === 1, 5000, 'the event in the fixed stream');
     assert.equal(logs.ops('CreateLogStream', false).length, creates);
   } finally {
@@ -160,9 +168,8 @@ test('delivers 12,000 events (5.6 MB, shuffled over three days) through the work
     assert.equal(new Set(seen).size, 12_000, 'each event exactly once');
     assert.deepEqual(new Set(seen), new Set(events.map(uuidOf)));
     // The fake has stored the last call before the router has read its answer: wait for that too.
-    await waitFor(() => statsOf(r).stored === 12_000, 10_000, 'the router counting 12,000 stored');
-    const stats = statsOf(r);
-    assert.equal(stats.rejectedTooOld + stats.rejectedTooNew + stats.clamped, 0);
+    await waitFor(async () => (await count(r, 'stored')) === 12_000, 10_000, 'the router counting 12,000 stored');
+    assert.equal((await count(r, 'rejectedTooOld')) + (await count(r, 'rejectedTooNew')) + (await count(r, 'clamped')), 0);
   } finally {
     await r.stop();
   }
@@ -172,7 +179,7 @@ test('alerts posted one per request go out together: a few PutLogEvents calls, n
   const group = 'together';
   logs.createGroup(group);
   // Falco posts one alert per request; each request is its own job when they trickle in.
-  const r = await startTestRouter(fsYaml({ group, extra: '' }).replace('timeout: 5s }', 'timeout: 5s, linger: 200ms }'));
+  const r = await startTestRouter(fsYaml({ group, delivery: 'delivery: { attempts: 5, initialdelay: 20ms, maxdelay: 100ms, timeout: 5s, linger: 200ms }' }));
   try {
     const before = logs.calls.length;
     for (let i = 0; i < 100; i++) {
@@ -189,45 +196,113 @@ test('alerts posted one per request go out together: a few PutLogEvents calls, n
   }
 });
 
-test('cuts one send of 25,000 small events into calls of at most 10,000, and large events into calls under 1 MiB', async () => {
-  const group = 'direct';
-  logs.createGroup(group);
-  const output = await awsCloudWatchLogs.create(
-    'direct',
-    awsCloudWatchLogs.schema.parse({ region: 'us-east-1', accesskeyid: 'AKID', secretaccesskey: 'x', checkidentity: false, endpoint: logs.url, loggroup: group, logstream: 's' }),
-    { logger: pino({ level: 'silent' }), debug: false, tls: {} as never, concurrency: 2 },
-  );
-  logs.createStream(group, 's');
-  const t = Date.now() - 60_000;
-  const small = Array.from({ length: 25_000 }, (_, i) => new StoredEvent(`{"uuid":"u${i}","time":"${new Date(t + i).toISOString()}"}`));
+test('cuts one send of 25,000 small events into calls of at most 10,000, and large events into calls under 1 MiB', async (t) => {
+  const { out } = await createAdapter(t, awsCloudWatchLogs, direct('direct', 's'));
+  const start = Date.now() - 60_000;
+  const small = Array.from({ length: 25_000 }, (_, i) => new StoredEvent(`{"uuid":"u${i}","time":"${new Date(start + i).toISOString()}"}`));
   const before = logs.calls.length;
-  await output.send(small, { signal: new AbortController().signal, attempt: 1 });
+  const ctx = sendContext(30_000);
+  await out.send(small, ctx);
   assert.deepEqual(logs.calls.slice(before).map((c) => [c.op, c.body.logEvents.length, c.error]), [
     ['PutLogEvents', 10_000, undefined],
     ['PutLogEvents', 10_000, undefined],
     ['PutLogEvents', 5_000, undefined],
   ]);
+  assert.equal(ctx.reported.delivered.length, 25_000);
 
   // 30 events of ~100 KiB: at most 10 fit in 1,048,576 bytes.
-  const big = Array.from({ length: 30 }, (_, i) => new StoredEvent(stored(i, new Date(t).toISOString(), 104_400)));
+  const big = Array.from({ length: 30 }, (_, i) => new StoredEvent(stored(i, new Date(start).toISOString(), 104_400)));
   const mark = logs.calls.length;
-  await output.send(big, { signal: new AbortController().signal, attempt: 1 });
+  await out.send(big, sendContext(30_000));
   const sizes = logs.calls.slice(mark).map((c) => c.body.logEvents.length);
   assert.deepEqual(sizes, [9, 9, 9, 3]);
   assert.ok(logs.calls.slice(mark).every((c) => c.error === undefined && batchBytes(c.body.logEvents) <= MAX_BYTES));
-  await output.close?.();
-
-  // uuid and time are read without a full parse; the shortcut agrees with the parser, even when
-  // the output or an output field looks like a time key.
-  const tricky = stored(5).replace('"output":"', '"output":"\\",\\"time\\":\\"1999-01-01T00:00:00Z ').replace('"fd.name":', '"a":{"time":"2000-01-01T00:00:00Z"},"fd.name":');
-  for (const json of [stored(4), tricky, serializeEvent(checkEvent(decodeEvent(F6)))]) {
-    const item = new StoredEvent(json);
-    assert.deepEqual(quickFields(new StoredEvent(json)), { uuid: item.event.uuid, time: item.event.time });
-  }
 
   // The splitter itself, on the 24-hour rule: a new call once the span would reach 24 h.
   const day = [0, 1000, DAY_MS - 1, DAY_MS, 2 * DAY_MS].map((timestamp) => ({ timestamp, message: 'm' }));
   assert.deepEqual(split(day).map((c) => c.map((e) => e.timestamp)), [[0, 1000, DAY_MS - 1], [DAY_MS], [2 * DAY_MS]]);
+});
+
+test('reads uuid and time of a stored event without a full parse, in agreement with the parser even when the output or a field looks like a time key', () => {
+  // A 10,000-event batch reads both of every event; the shortcut must never pick a nested "time".
+  const tricky = stored(5).replace('"output":"', '"output":"\\",\\"time\\":\\"1999-01-01T00:00:00Z ').replace('"fd.name":', '"a":{"time":"2000-01-01T00:00:00Z"},"fd.name":');
+  for (const json of [stored(4), tricky, serializeEvent(checkEvent(decodeEvent(F6)))]) {
+    const parsed = new StoredEvent(json).event;
+    const quick = new StoredEvent(json);
+    assert.deepEqual({ uuid: quick.uuid, time: quick.time }, { uuid: parsed.uuid, time: parsed.time });
+  }
+});
+
+test('reports each PutLogEvents call as delivered when it succeeds: a send whose second call fails leaves only the later events to retry', async (t) => {
+  const { out } = await createAdapter(t, awsCloudWatchLogs, direct('per-call', 's'));
+  const start = Date.now() - 60_000;
+  const batch = Array.from({ length: 20_500 }, (_, i) => new StoredEvent(`{"uuid":"u${i}","time":"${new Date(start + i).toISOString()}"}`));
+  logs.fail(1, 1);
+  const first = sendContext(30_000);
+  await assert.rejects(out.send(batch, first), (err: Error & { reason?: string; retryable?: boolean }) => err.reason === 'serverError' && err.retryable === true);
+  // Sorted by time, the first call is the first 10,000 events.
+  assert.deepEqual(first.reported.delivered.map((e) => e.uuid), batch.slice(0, 10_000).map((e) => e.uuid));
+  assert.deepEqual(first.reported.failed, []);
+  assert.equal(logs.events('per-call', 's').length, 10_000);
+
+  // What the pipeline does next: send again what was not reported delivered.
+  const reported = new Set(first.reported.delivered);
+  const again = sendContext(30_000, 2);
+  await out.send(batch.filter((e) => !reported.has(e)), again);
+  assert.equal(again.reported.delivered.length, 10_500);
+  const seen = logs.events('per-call', 's').map((e) => uuidOf(e.message));
+  assert.equal(seen.length, 20_500);
+  assert.equal(new Set(seen).size, 20_500, 'no event written twice');
+});
+
+test('a set-up the pipeline gave up on leaves the working client in place, and a send after close() fails as retryable instead of crashing', async (t) => {
+  const { out } = await createAdapter(t, awsCloudWatchLogs, direct('reentry', 's'));
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(out.setup!(ac.signal), /set-up was cancelled/);
+  await out.send([new StoredEvent(stored(1))], sendContext());
+  assert.equal(logs.events('reentry', 's').length, 1);
+
+  await out.close!();
+  await assert.rejects(out.send([new StoredEvent(stored(2))], sendContext()), (err: Error & { retryable?: boolean }) => /not set up, or already closed/.test(err.message) && err.retryable === true);
+});
+
+test('through the router, a send whose second call is throttled, or hangs past delivery.timeout, is retried without writing the first call again', async () => {
+  const group = 'partial';
+  logs.createGroup(group);
+  const r = await startTestRouter(fsYaml({ group, delivery: 'delivery: { attempts: 5, initialdelay: 20ms, maxdelay: 100ms, timeout: 1s }' }));
+  const seen = () => logs.events(group, STREAM).map((e) => uuidOf(e.message));
+  // ~1.2 KB each: 3,000 make four calls of up to 1 MiB.
+  const batch = () => {
+    const start = Date.now() - 60_000;
+    return Array.from({ length: 3000 }, (_, i) => stored(i, new Date(start + i).toISOString(), 600));
+  };
+  try {
+    await r.queue.enqueue(new Map([['awscloudwatchlogs', [stored(0)]]]), Date.now());
+    await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'stream ready');
+
+    let mark = logs.calls.length;
+    logs.throttle(1, 1);
+    await r.queue.enqueue(new Map([['awscloudwatchlogs', batch()]]), Date.now());
+    await waitFor(() => new Set(seen()).size === 3001, 10_000, 'all 3,000 events');
+    let puts = logs.calls.slice(mark);
+    assert.deepEqual(puts.slice(0, 2).map((c) => c.error ?? 'ok'), ['ok', 'ThrottlingException']);
+    assert.ok(puts.length >= 4, `${puts.length} calls`);
+    assert.equal(puts[2].body.logEvents[0].message, puts[1].body.logEvents[0].message, 'the retry starts with the throttled call');
+    assert.equal(seen().length, 3001, 'no event written twice');
+
+    mark = logs.calls.length;
+    logs.hang(1, 1);
+    await r.queue.enqueue(new Map([['awscloudwatchlogs', batch()]]), Date.now());
+    await waitFor(() => new Set(seen()).size === 6001, 10_000, 'all 3,000 events of the second batch');
+    puts = logs.calls.slice(mark);
+    assert.deepEqual(puts.slice(0, 2).map((c) => c.error ?? 'ok'), ['ok', 'hung']);
+    assert.equal(puts[2].body.logEvents[0].message, puts[1].body.logEvents[0].message, 'the retry starts with the call that hung');
+    assert.ok(r.logs.some((l) => l.includes('"reason":"timeout"')));
+    assert.equal(seen().length, 6001, 'no event written twice');
+  } finally {
+    await r.stop();
+  }
 });
 
 test('shortens an event over 256 KiB with a marker and keeps it valid JSON, so metric filters still match', async () => {
@@ -246,55 +321,8 @@ test('shortens an event over 256 KiB with a marker and keeps it valid JSON, so m
     assert.match(parsed.output_fields.big, /x…\[truncated\]$/);
     assert.match(msg, /"evt\.time":1743606903434319637,/, 'numbers stay exact through the rewrite');
     // Counted once the call has returned, which is after the fake stored it.
-    await waitFor(() => statsOf(r).truncated === 1, 5000, 'the truncation counted');
+    await waitFor(async () => (await count(r, 'truncated')) === 1, 5000, 'the truncation counted');
     assert.ok(r.logs.some((l) => /event larger than 256 KiB shortened/.test(l)));
-  } finally {
-    await r.stop();
-  }
-});
-
-test('retries throttling and 5xx with the worker’s backoff, then delivers once', async () => {
-  const group = 'throttled';
-  logs.createGroup(group);
-  const r = await startTestRouter(fsYaml({ group }));
-  try {
-    assert.equal((await r.post(falcoEvent(1).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString()))).status, 200);
-    await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'first event');
-    const mark = logs.calls.length;
-    logs.throttle(2);
-    logs.fail(1);
-    assert.equal((await r.post(falcoEvent(2).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString()))).status, 200);
-    await waitFor(() => logs.events(group, STREAM).length === 2, 5000, 'second event after the retries');
-    assert.deepEqual(logs.calls.slice(mark).map((c) => c.error ?? 'ok'), ['ThrottlingException', 'ThrottlingException', 'ServiceUnavailableException', 'ok']);
-    const failed = r.logs.filter((l) => l.includes('delivery attempt failed'));
-    assert.equal(failed.length, 3);
-    assert.match(failed[0], /"reason":"rateLimited".*ThrottlingException: Rate exceeded/);
-    assert.match(failed[2], /"reason":"serverError"/);
-    await delay(100);
-    assert.equal(logs.events(group, STREAM).length, 2, 'delivered once');
-  } finally {
-    await r.stop();
-  }
-});
-
-test('a retry after a failure part way through a batch does not write the first calls twice', async () => {
-  const group = 'partial';
-  logs.createGroup(group);
-  const r = await startTestRouter(fsYaml({ group }));
-  try {
-    await r.queue.enqueue(new Map([['awscloudwatchlogs', [stored(0)]]]), Date.now());
-    await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'stream ready');
-    const t = Date.now() - 60_000;
-    const events = Array.from({ length: 3000 }, (_, i) => stored(i, new Date(t + i).toISOString(), 600));
-    const mark = logs.calls.length;
-    logs.throttle(1, 1); // the second PutLogEvents of the batch fails
-    await r.queue.enqueue(new Map([['awscloudwatchlogs', events]]), Date.now());
-    await waitFor(() => logs.events(group, STREAM).length === 3001, 10_000, 'all 3,000 events');
-    const puts = logs.calls.slice(mark);
-    assert.equal(puts[1].error, 'ThrottlingException');
-    assert.ok(puts.length >= 4, `${puts.length} calls`);
-    const seen = logs.events(group, STREAM).map((e) => uuidOf(e.message));
-    assert.equal(new Set(seen).size, seen.length, 'no event written twice');
   } finally {
     await r.stop();
   }
@@ -304,17 +332,16 @@ test('creates a deleted stream again and re-sends; with createloggroup also a de
   const group = 'deleted';
   logs.createGroup(group);
   const r = await startTestRouter(fsYaml({ group, extra: 'createloggroup: true' }));
-  const ev = (n: number) => falcoEvent(n).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString());
   try {
-    assert.equal((await r.post(ev(1))).status, 200);
+    assert.equal((await r.post(recent(1))).status, 200);
     await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'first event');
     logs.deleteStream(group, STREAM);
-    assert.equal((await r.post(ev(2))).status, 200);
+    assert.equal((await r.post(recent(2))).status, 200);
     await waitFor(() => logs.events(group, STREAM).length === 1 && logs.events(group, STREAM)[0].message.includes('"test.n":2'), 5000, 'event 2 in the new stream');
     logs.deleteGroup(group);
-    assert.equal((await r.post(ev(3))).status, 200);
+    assert.equal((await r.post(recent(3))).status, 200);
     await waitFor(() => logs.events(group, STREAM).some((e) => e.message.includes('"test.n":3')), 5000, 'event 3 in the new group');
-    await waitFor(() => statsOf(r).recreated === 2, 5000, 'the router counting two re-creations');
+    await waitFor(async () => (await count(r, 'recreated')) === 2, 5000, 'the router counting two re-creations');
     assert.ok(logs.ops('CreateLogGroup').some((c) => c.body.logGroupName === group));
     assert.ok(r.logs.some((l) => l.includes('The specified log stream does not exist. Creating it again.')));
   } finally {
@@ -323,17 +350,41 @@ test('creates a deleted stream again and re-sends; with createloggroup also a de
 
   const r2 = await startTestRouter(fsYaml({ group: 'never-created' }));
   try {
-    assert.equal((await r2.post(ev(4))).status, 200);
-    await waitFor(async () => (await r2.queue.deadLetterCount('awscloudwatchlogs')) === 1, 5000, 'a dead letter');
-    const [dl] = await r2.queue.listDeadLetters('awscloudwatchlogs');
+    assert.equal((await r2.post(recent(4))).status, 200);
+    await waitFor(async () => (await deadLetters(r2)).count === 1, 5000, 'a dead letter');
+    const [dl] = (await deadLetters(r2)).items;
     assert.match(dl.reason, /log group "never-created" does not exist; create it, or set createloggroup: true/);
+    assert.equal(dl.attempts, 1, 'a missing group is not retried');
     assert.equal(logs.hasGroup('never-created'), false);
   } finally {
     await r2.stop();
   }
 });
 
-test('writes events CloudWatch would reject for their age with the current time; with clamptimestamps off, logs and counts what CloudWatch rejects', async () => {
+test('a stream CloudWatch does not see yet right after creating it is tried again, not dead-lettered', async () => {
+  const group = 'lagging';
+  logs.createGroup(group);
+  const r = await startTestRouter(fsYaml({ group }));
+  try {
+    const mark = logs.calls.length;
+    logs.lag(2);
+    assert.equal((await r.post(recent(1))).status, 200);
+    await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'the event once CloudWatch sees the stream');
+    assert.deepEqual(logs.calls.slice(mark).map((c) => `${c.op} ${c.error ?? 'ok'}`), [
+      'CreateLogStream ok',
+      'PutLogEvents ResourceNotFoundException',
+      'CreateLogStream ResourceAlreadyExistsException',
+      'PutLogEvents ResourceNotFoundException',
+      'PutLogEvents ok',
+    ]);
+    assert.ok(r.logs.some((l) => l.includes('delivery attempt failed') && l.includes('(right after creating it)') && l.includes('"final":false')));
+    assert.equal((await deadLetters(r)).count, 0);
+  } finally {
+    await r.stop();
+  }
+});
+
+test('writes events CloudWatch would reject for their age with the current time; with clamptimestamps off, dead-letters what CloudWatch does not store, by reason', async () => {
   const group = 'old';
   logs.createGroup(group);
   const old = F6; // 2019
@@ -346,7 +397,7 @@ test('writes events CloudWatch would reject for their age with the current time;
     await waitFor(() => logs.events(group, STREAM).length === 2, 5000, 'both stored');
     for (const e of logs.events(group, STREAM)) assert.ok(Math.abs(e.timestamp - t0) < 60_000, 'written at the current time');
     assert.ok(logs.events(group, STREAM).some((e) => e.message.includes('"time":"2019-05-17T15:31:56.746609046Z"')), 'the message keeps the event time');
-    assert.equal(statsOf(r).clamped, 2);
+    await waitFor(async () => (await count(r, 'clamped')) === 2, 5000, 'two clamped events counted');
     assert.ok(r.logs.some((l) => l.includes('written with the current time')));
   } finally {
     await r.stop();
@@ -356,22 +407,46 @@ test('writes events CloudWatch would reject for their age with the current time;
   try {
     const before = logs.events(group, STREAM).length;
     const mark = logs.calls.length;
-    await r2.queue.enqueue(new Map([['awscloudwatchlogs', [stored(1, '2019-05-17T15:31:56Z'), stored(2), stored(3, new Date(Date.now() + 3 * 3_600_000).toISOString())]]]), Date.now());
-    const settled = () => statsOf(r2).stored + statsOf(r2).rejectedTooOld + statsOf(r2).rejectedTooNew;
-    await waitFor(() => settled() === 3, 5000, 'the three events sent');
-    const stats = statsOf(r2);
-    assert.deepEqual([stats.stored, stats.rejectedTooOld, stats.rejectedTooNew], [1, 1, 1]);
-    assert.equal(stats.calls, 2, '2019 and now are more than 24 hours apart: two calls');
-    assert.equal(logs.events(group, STREAM).length, before + 1);
+    const events = [stored(1, '2019-05-17T15:31:56Z'), stored(2), stored(3, new Date(Date.now() + 3 * 3_600_000).toISOString())];
+    await r2.queue.enqueue(new Map([['awscloudwatchlogs', events]]), Date.now());
+    await waitFor(async () => (await deadLetters(r2)).count === 2, 5000, 'two dead letters');
+    const byMarker = new Map((await deadLetters(r2)).items.map((d) => [d.event.output_fields['test.n'], d]));
+    assert.match(byMarker.get(1)!.reason, /CloudWatch Logs did not store the event: its timestamp is more than 14 days old/);
+    assert.match(byMarker.get(3)!.reason, /CloudWatch Logs did not store the event: its timestamp is more than 2 hours ahead/);
+    assert.deepEqual([byMarker.get(1)!.attempts, byMarker.get(3)!.attempts], [1, 1], 'not retried: CloudWatch would reject them again');
+    assert.equal(byMarker.get(1)!.event.uuid, uuidOf(events[0]), 'the dead letter is the event as queued');
+    assert.equal(logs.events(group, STREAM).length, before + 1, 'the event of now is stored');
+
+    await waitFor(async () => (await count(r2, 'stored')) === 1, 5000, 'the stored event counted');
+    assert.deepEqual([await count(r2, 'rejectedTooOld'), await count(r2, 'rejectedTooNew'), await count(r2, 'rejectedExpired')], [1, 1, 0]);
+    assert.equal(await count(r2, 'calls'), 2, '2019 and now are more than 24 hours apart: two calls');
     const lines = r2.logs.filter((l) => l.includes('CloudWatch Logs rejected'));
     assert.equal(lines.length, 2, 'a warning for each call with rejections');
-    assert.match(lines.join('\n'), /"level":40.*rejected 1 of 1 events \(too old: 1, past the group's retention: 0, too far ahead: 0\)/);
-    assert.match(lines.join('\n'), /"level":40.*rejected 1 of 2 events \(too old: 0, past the group's retention: 0, too far ahead: 1\)/);
+    assert.match(lines.join('\n'), /"level":40.*rejected 1 of 1 events \(too old: 1, past the group's retention: 0, too far ahead: 0\); they are dead-lettered/);
+    assert.match(lines.join('\n'), /"level":40.*rejected 1 of 2 events \(too old: 0, past the group's retention: 0, too far ahead: 1\); they are dead-lettered/);
     await delay(100);
     assert.deepEqual(logs.calls.slice(mark).map((c) => `${c.op} ${c.error ?? 'ok'}`), ['CreateLogStream ResourceAlreadyExistsException', 'PutLogEvents ok', 'PutLogEvents ok'], 'not retried');
-    assert.ok(!r2.logs.some((l) => l.includes('delivery attempt failed')));
   } finally {
     await r2.stop();
+  }
+});
+
+test("dead-letters an event older than the log group's retention, which clamping (for 14 days) leaves as is", async () => {
+  const group = 'short-retention';
+  logs.createGroup(group);
+  logs.setRetention(group, 1);
+  const r = await startTestRouter(fsYaml({ group }));
+  try {
+    const events = [stored(1, new Date(Date.now() - 3 * DAY_MS).toISOString()), stored(2, new Date(Date.now() - 2 * DAY_MS).toISOString()), stored(3)];
+    await r.queue.enqueue(new Map([['awscloudwatchlogs', events]]), Date.now());
+    await waitFor(async () => (await deadLetters(r)).count === 2, 5000, 'two dead letters');
+    const items = (await deadLetters(r)).items;
+    assert.deepEqual(items.map((d) => d.event.output_fields['test.n']).sort(), [1, 2]);
+    for (const d of items) assert.match(d.reason, /did not store the event: its timestamp is older than the log group's retention/);
+    assert.equal(logs.events(group, STREAM).length, 1);
+    assert.deepEqual([await count(r, 'rejectedExpired'), await count(r, 'rejectedTooOld'), await count(r, 'clamped')], [2, 0, 0]);
+  } finally {
+    await r.stop();
   }
 });
 
@@ -390,6 +465,8 @@ test('assumes the configured role (external id, falco-router-<uuid> session) and
     AWS_CLOUDWATCHLOGS_STSENDPOINT: sts.url,
   });
   try {
+    // AssumeRole and the identity check run in the output's set-up, after the router has started.
+    await waitFor(() => r.workers[0].state.status === 'running', 5000, 'the output set up');
     const calls = sts.calls.slice(mark);
     assert.deepEqual(calls.map((c) => c.action), ['AssumeRole', 'GetCallerIdentity'], 'one AssumeRole, shared by the identity check and the client');
     assert.equal(calls[0].accessKeyId, 'AKIDBASE');
@@ -400,7 +477,7 @@ test('assumes the configured role (external id, falco-router-<uuid> session) and
     assert.equal(calls[1].accessKeyId, issued.accessKeyId);
     assert.ok(r.logs.some((l) => l.includes('AWS identity of output awscloudwatchlogs: arn:aws:sts::123456789012:assumed-role/')));
 
-    assert.equal((await r.post(falcoEvent(1).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString()))).status, 200);
+    assert.equal((await r.post(recent(1))).status, 200);
     await waitFor(() => logs.events(group, STREAM).length === 1, 5000, 'the event');
     const put = logs.ops('PutLogEvents').at(-1)!;
     assert.equal(put.accessKeyId, issued.accessKeyId);
@@ -416,13 +493,11 @@ test('assumed-role credentials are renewed before they expire', async () => {
   logs.createGroup(group);
   // Credentials with 4 minutes left are inside the renewal window, so each use renews them.
   sts.setCredentialLifetime(4 * 60_000);
-  const r = await startTestRouter(
-    fsYaml({ group, top: '' }).replace('checkidentity: false', `checkidentity: false\n  rolearn: arn:aws:iam::123456789012:role/short\n  stsendpoint: ${sts.url}`),
-  );
+  const r = await startTestRouter(fsYaml({ group }).replace('checkidentity: false', `checkidentity: false\n  rolearn: arn:aws:iam::123456789012:role/short\n  stsendpoint: ${sts.url}`));
   try {
     const issued = sts.issued.length;
     const post = async (n: number) => {
-      assert.equal((await r.post(falcoEvent(n).replace('2025-04-02T15:15:03.434319636Z', new Date().toISOString()))).status, 200);
+      assert.equal((await r.post(recent(n))).status, 200);
       await waitFor(() => logs.events(group, STREAM).length === n, 5000, `event ${n}`);
     };
     await post(1);
@@ -438,10 +513,13 @@ test('assumed-role credentials are renewed before they expire', async () => {
   }
 });
 
-test('an identity-check failure disables only that output, with an error naming the setting; a missing region names aws.region', async () => {
+test('while the identity check, the role or the region fails, the output keeps its alerts and /ready names the setting; once STS answers, they are delivered', async () => {
+  const group = 'setup';
+  logs.createGroup(group);
   const file = join(tempDir(), 'still-working.ndjson');
   sts.refuse('InvalidClientTokenId', 'The security token included in the request is invalid.');
   const putsBefore = logs.ops('PutLogEvents', false).length;
+  const fast = 'delivery: { initialdelay: 20ms, maxdelay: 100ms }';
   let r: TestRouter | undefined;
   try {
     r = await startTestRouter(
@@ -452,44 +530,56 @@ outputs:
     type: awscloudwatchlogs
     region: eu-west-1
     accesskeyid: AKIDBAD
-    secretaccesskey: bad
+    secretaccesskey: bad-secret
     endpoint: ${logs.url}
     stsendpoint: ${sts.url}
-    loggroup: ${GROUP}
+    loggroup: ${group}
+    ${fast}
   - name: cwl-noregion
     type: awscloudwatchlogs
     checkidentity: false
-    loggroup: ${GROUP}
+    loggroup: ${group}
     endpoint: ${logs.url}
+    ${fast}
   - name: cwl-role
     type: awscloudwatchlogs
     region: eu-west-1
     accesskeyid: AKIDBAD
-    secretaccesskey: bad
+    secretaccesskey: bad-secret
     rolearn: arn:aws:iam::123456789012:role/elsewhere
     endpoint: ${logs.url}
     stsendpoint: ${sts.url}
-    loggroup: ${GROUP}
+    loggroup: ${group}
+    ${fast}
 `,
     );
-    const err = r.logs.find((l) => l.includes('output cwl disabled'));
-    assert.ok(err, 'an error line for the disabled output');
-    assert.match(err, /"level":50/);
-    assert.match(err, /aws\.checkidentity: identity check failed: InvalidClientTokenId: The security token included in the request is invalid\./);
-    const noRegion = r.logs.find((l) => l.includes('output cwl-noregion disabled'));
-    assert.ok(noRegion);
-    assert.match(noRegion, /aws\.region: no AWS region for output \\"cwl-noregion\\"/);
-    const role = r.logs.find((l) => l.includes('output cwl-role disabled'));
-    assert.ok(role);
-    assert.match(role, /aws\.rolearn: InvalidClientTokenId: AssumeRole arn:aws:iam::123456789012:role\/elsewhere failed: The security token/);
-    assert.deepEqual(r.workers.map((w) => w.instance.name), ['archive']);
-
-    assert.equal((await r.post(F6)).status, 200);
+    assert.equal((await r.post(F6)).status, 200, 'accepted: 200 means stored');
     await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').includes('Write below binary dir'), 5000, 'the file output still delivers');
-    const ready = (await (await fetch(`${r.url}/ready`)).json()) as { disabled: Array<{ name: string; error: string }> };
-    assert.deepEqual(ready.disabled.map((d) => d.name).sort(), ['cwl', 'cwl-noregion', 'cwl-role']);
-    await delay(100);
-    assert.equal(logs.ops('PutLogEvents', false).length, putsBefore, 'nothing routed to the disabled outputs');
+
+    type Ready = { outputs: Array<{ name: string; status: string; backlog: number; setupError?: { attempts: number; message: string } }> };
+    const ready = async () => new Map(((await (await fetch(`${r!.url}/ready`)).json()) as Ready).outputs.map((o) => [o.name, o]));
+    const failing = ['cwl', 'cwl-noregion', 'cwl-role'];
+    await waitFor(async () => {
+      const now = await ready();
+      return failing.every((n) => (now.get(n)?.setupError?.attempts ?? 0) >= 2);
+    }, 10_000, 'each set-up tried again');
+    const now = await ready();
+    for (const n of failing) {
+      assert.equal(now.get(n)!.status, 'setting-up', n);
+      assert.equal(now.get(n)!.backlog, 1, `${n} keeps the alert`);
+    }
+    assert.match(now.get('cwl')!.setupError!.message, /^aws\.checkidentity: identity check failed: InvalidClientTokenId: The security token included in the request is invalid\./);
+    assert.match(now.get('cwl-noregion')!.setupError!.message, /^aws\.region: no AWS region for output "cwl-noregion"/);
+    assert.match(now.get('cwl-role')!.setupError!.message, /^aws\.rolearn: InvalidClientTokenId: AssumeRole arn:aws:iam::123456789012:role\/elsewhere failed: The security token/);
+    assert.equal(now.get('archive')!.status, 'running');
+    assert.ok(r.logs.some((l) => /"level":50.*output cwl cannot start: aws\.checkidentity: identity check failed/.test(l)));
+    assert.equal(logs.ops('PutLogEvents', false).length, putsBefore, 'nothing sent before set-up passes');
+
+    sts.accept();
+    await waitFor(() => logs.events(group, STREAM).length === 2, 10_000, 'the alert of cwl and of cwl-role');
+    assert.ok(logs.events(group, STREAM).every((e) => e.message.includes('"rule":"Write below binary dir"')));
+    const after = await ready();
+    assert.deepEqual([after.get('cwl')!.status, after.get('cwl-role')!.status, after.get('cwl-noregion')!.status], ['running', 'running', 'setting-up']);
   } finally {
     sts.accept();
     await r?.stop();

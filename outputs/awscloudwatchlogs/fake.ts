@@ -7,13 +7,29 @@
  *   - at most 10,000 events and 1,048,576 bytes (UTF-8 message bytes + 26 per event) per call;
  *   - events in chronological order, spanning at most 24 hours;
  *   - each event at most 256 KiB (message + 26 bytes);
- *   - events older than 14 days or more than 2 hours ahead are not stored but reported in
- *     `rejectedLogEventsInfo`, as AWS does.
- * It can throttle the next N calls, fail with a 500, and delete streams or groups.
+ *   - events older than 14 days, older than the group's retention, or more than 2 hours ahead
+ *     are not stored but reported in `rejectedLogEventsInfo`, as AWS does.
+ * It can throttle the next N calls, fail them with a 500, refuse them (a 400 that echoes the
+ * request's Authorization header, as a careless proxy or service would), hold them without an
+ * answer, and delete streams or groups.
  */
 import type { ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { startFakeServer, Budget, type FakeRequest } from '../sdk/testkit/aws-fake.ts';
+
+/**
+ * Keeps the developer's own AWS setup (profile, region, keys, endpoint overrides) out of a test
+ * process, so the SDK sees only what the test configures. Also quiets the SDK's warning about this
+ * machine's Node 20 (the image runs Node 24).
+ */
+export function isolateAwsEnv(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
+  process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
+  for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_CLOUDWATCH_LOGS', 'AWS_ENDPOINT_URL_STS']) {
+    delete process.env[k];
+  }
+}
 
 export const MAX_EVENTS = 10_000;
 export const MAX_BYTES = 1_048_576;
@@ -31,7 +47,7 @@ export interface LogsCall {
   body: Record<string, any>;
   accessKeyId: string;
   sessionToken?: string;
-  /** The error type answered, or undefined for success. */
+  /** The error type answered ('hung' for a call held without an answer), or undefined for success. */
   error?: string;
   contentType?: string;
 }
@@ -46,6 +62,8 @@ export interface LogsFake {
   streams(group: string): string[];
   hasGroup(group: string): boolean;
   createGroup(group: string): void;
+  /** The group's retention (PutRetentionPolicy): older events are rejected as expired. */
+  setRetention(group: string, days: number): void;
   createStream(group: string, stream: string): void;
   deleteStream(group: string, stream: string): void;
   deleteGroup(group: string): void;
@@ -53,15 +71,28 @@ export interface LogsFake {
   throttle(n: number, skip?: number): void;
   /** The next n calls (after `skip` that pass) answer a 500. */
   fail(n: number, skip?: number): void;
+  /** The next n calls (after `skip` that pass) answer AccessDeniedException, echoing the Authorization header. */
+  refuse(n: number, skip?: number): void;
+  /** The next n calls (after `skip` that pass) get no answer and store nothing; the client must give up. */
+  hang(n: number, skip?: number): void;
+  /**
+   * The next n PutLogEvents to a stream that exists answer ResourceNotFoundException, as AWS may
+   * right after CreateLogStream (CloudWatch Logs is eventually consistent).
+   */
+  lag(n: number): void;
   close(): Promise<void>;
 }
 
 export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<LogsFake> {
   const groups = new Map<string, Map<string, LogEvent[]>>();
   for (const g of opts.groups ?? []) groups.set(g, new Map());
+  const retention = new Map<string, number>();
   const calls: LogsCall[] = [];
   const throttle = new Budget();
   const failing = new Budget();
+  const refusing = new Budget();
+  const hanging = new Budget();
+  const lagging = new Budget();
 
   const reply = (res: ServerResponse, call: LogsCall, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID() });
@@ -88,6 +119,13 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
     }
     if (!/^AWS4-HMAC-SHA256 Credential=/.test(String(req.headers.authorization ?? ''))) {
       return error(res, call, 'MissingAuthenticationTokenException', 'Missing Authentication Token');
+    }
+    if (hanging.take()) {
+      call.error = 'hung';
+      return; // closeAllConnections() on close() ends it, or the client's abort does
+    }
+    if (refusing.take()) {
+      return error(res, call, 'AccessDeniedException', `User is not authorized to perform: logs:${op} (request Authorization: ${req.headers.authorization})`);
     }
     if (throttle.take()) return error(res, call, 'ThrottlingException', 'Rate exceeded');
     if (failing.take()) return error(res, call, 'ServiceUnavailableException', 'The service cannot complete the request.', 500);
@@ -124,15 +162,20 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
         const g = groups.get(group);
         if (!g) return error(res, call, 'ResourceNotFoundException', 'The specified log group does not exist.');
         const s = g.get(stream);
-        if (!s) return error(res, call, 'ResourceNotFoundException', 'The specified log stream does not exist.');
+        if (!s || lagging.take()) return error(res, call, 'ResourceNotFoundException', 'The specified log stream does not exist.');
         const now = Date.now();
         let tooOldEnd = 0;
         while (tooOldEnd < events.length && events[tooOldEnd].timestamp < now - 14 * DAY_MS) tooOldEnd++;
+        const days = retention.get(group);
+        let expiredEnd = 0;
+        while (days !== undefined && expiredEnd < events.length && events[expiredEnd].timestamp < now - days * DAY_MS) expiredEnd++;
+        const head = Math.max(tooOldEnd, expiredEnd);
         let tooNewStart = events.length;
-        while (tooNewStart > tooOldEnd && events[tooNewStart - 1].timestamp > now + 2 * 3_600_000) tooNewStart--;
-        for (let i = tooOldEnd; i < tooNewStart; i++) s.push({ timestamp: events[i].timestamp, message: events[i].message });
+        while (tooNewStart > head && events[tooNewStart - 1].timestamp > now + 2 * 3_600_000) tooNewStart--;
+        for (let i = head; i < tooNewStart; i++) s.push({ timestamp: events[i].timestamp, message: events[i].message });
         const rejected: Record<string, number> = {};
         if (tooOldEnd > 0) rejected.tooOldLogEventEndIndex = tooOldEnd;
+        if (expiredEnd > 0) rejected.expiredLogEventEndIndex = expiredEnd;
         if (tooNewStart < events.length) rejected.tooNewLogEventStartIndex = tooNewStart;
         return reply(res, call, 200, Object.keys(rejected).length > 0 ? { rejectedLogEventsInfo: rejected } : {});
       }
@@ -149,11 +192,15 @@ export async function startLogsFake(opts: { groups?: string[] } = {}): Promise<L
     streams: (group) => [...(groups.get(group)?.keys() ?? [])],
     hasGroup: (group) => groups.has(group),
     createGroup: (group) => void (groups.has(group) || groups.set(group, new Map())),
+    setRetention: (group, days) => void retention.set(group, days),
     createStream: (group, stream) => void groups.get(group)?.set(stream, []),
     deleteStream: (group, stream) => void groups.get(group)?.delete(stream),
     deleteGroup: (group) => void groups.delete(group),
     throttle: (n, skip) => throttle.set(n, skip),
     fail: (n, skip) => failing.set(n, skip),
+    refuse: (n, skip) => refusing.set(n, skip),
+    hang: (n, skip) => hanging.set(n, skip),
+    lag: (n) => lagging.set(n),
     close: () => server.close(),
   };
 }

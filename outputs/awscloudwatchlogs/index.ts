@@ -74,6 +74,24 @@ interface Entry {
   timestamp: number;
   message: string;
   item: StoredEvent;
+  /** Shortened to fit 256 KiB: its original size in bytes. */
+  truncatedFrom?: number;
+  /** Written with the current time: the event's own time. */
+  clampedFrom?: string;
+}
+
+type Rejection = 'tooOld' | 'expired' | 'tooNew';
+
+/** Why CloudWatch did not store an event of an accepted call; the dead letter's reason. */
+const REJECTED: Record<Rejection, { stat: string; error: OutputError }> = {
+  tooOld: { stat: 'rejectedTooOld', error: rejection('its timestamp is more than 14 days old (tooOldLogEventEndIndex)') },
+  expired: { stat: 'rejectedExpired', error: rejection("its timestamp is older than the log group's retention (expiredLogEventEndIndex)") },
+  tooNew: { stat: 'rejectedTooNew', error: rejection('its timestamp is more than 2 hours ahead (tooNewLogEventStartIndex)') },
+};
+
+function rejection(why: string): OutputError {
+  // CloudWatch would reject it again: not retried, but dead-lettered so it can be re-queued.
+  return new OutputError(`CloudWatch Logs did not store the event: ${why}`, { reason: 'clientError', retryable: false, status: 'RejectedLogEvent' });
 }
 
 class CloudWatchLogsOutput implements Output {
@@ -101,29 +119,55 @@ class CloudWatchLogsOutput implements Output {
     }
   }
 
-  async setup(): Promise<void> {
+  async setup(signal: AbortSignal): Promise<void> {
     const setup = await setupAws(this.deps.name, this.config, this.#logger);
-    await this.close();
+    // setupAws cannot be cancelled: a set-up the pipeline has given up on (its timeout, a stop)
+    // must not replace the client of the one after it, nor outlive close().
+    if (signal.aborted) {
+      setup.close();
+      throw new Error('set-up was cancelled');
+    }
+    const previous = this.#aws;
     this.#aws = { setup, client: new CloudWatchLogsClient({ ...setup.client }) };
+    previous?.client.destroy();
+    previous?.setup.close();
   }
 
   get #client(): CloudWatchLogsClient {
-    return this.#aws!.client;
+    if (!this.#aws) throw new OutputError('CloudWatch Logs: the output is not set up, or already closed', { reason: 'other', retryable: true });
+    return this.#aws.client;
   }
 
   async send(batch: readonly StoredEvent[], ctx: SendContext): Promise<void> {
-    const { entries, clamped, truncated } = this.#entries(batch);
+    const entries = this.#entries(batch);
     await this.#ensureStream(ctx.signal);
     const calls = split(entries);
     for (const call of calls) {
-      await this.#put(call, ctx);
-      ctx.delivered(call.map((e) => e.item));
+      const rejected = await this.#put(call, ctx.signal);
+      // Reported call by call: when a later call fails (or the attempt times out), the retry
+      // sends only what has not been written yet.
+      const stored = rejected.size === 0 ? call : call.filter((e) => !rejected.has(e));
+      for (const kind of ['tooOld', 'expired', 'tooNew'] as const) {
+        const events = call.filter((e) => rejected.get(e) === kind).map((e) => e.item);
+        if (events.length > 0) ctx.failed(events, REJECTED[kind].error);
+      }
+      ctx.delivered(stored.map((e) => e.item));
+      this.#reportAltered(stored);
     }
     if (this.deps.debug) this.#logger.debug({ events: entries.length, calls: calls.length, stream: this.stream }, 'CloudWatch Logs: events sent');
-    // Reported once the events are written, so a retried batch is not counted twice.
-    for (const t of truncated) {
+  }
+
+  /** Counted and logged once written, so a retried batch does not count them twice. */
+  #reportAltered(stored: readonly Entry[]): void {
+    const clamped: string[] = [];
+    for (const e of stored) {
+      if (e.clampedFrom !== undefined) clamped.push(e.clampedFrom);
+      if (e.truncatedFrom === undefined) continue;
       this.deps.count('truncated');
-      this.#logger.warn(t, `CloudWatch Logs: event larger than 256 KiB shortened with a "…[truncated]" marker`);
+      this.#logger.warn(
+        { uuid: e.item.uuid, rule: e.item.event.rule, bytes: e.truncatedFrom },
+        `CloudWatch Logs: event larger than 256 KiB shortened with a "…[truncated]" marker`,
+      );
     }
     if (clamped.length > 0) {
       this.deps.count('clamped', clamped.length);
@@ -135,32 +179,31 @@ class CloudWatchLogsOutput implements Output {
   }
 
   /** Messages and timestamps, sorted, each within the per-event limit. */
-  #entries(batch: readonly StoredEvent[]): { entries: Entry[]; clamped: string[]; truncated: Array<Record<string, unknown>> } {
+  #entries(batch: readonly StoredEvent[]): Entry[] {
     const now = Date.now();
     const oldest = now - LIMITS.maxAgeMs + CLAMP_MARGIN_MS;
     const newest = now + LIMITS.maxAheadMs - CLAMP_MARGIN_MS;
-    const clamped: string[] = [];
     const entries: Entry[] = [];
-    const truncated: Array<Record<string, unknown>> = [];
     for (const item of batch) {
       const time = item.time;
-      let timestamp = eventTimeMs(time);
-      if (!Number.isFinite(timestamp)) timestamp = now;
-      if (this.config.clamptimestamps && (timestamp < oldest || timestamp > newest)) {
-        clamped.push(time);
-        timestamp = now;
+      const entry: Entry = { timestamp: eventTimeMs(time), message: item.json, item };
+      if (!Number.isFinite(entry.timestamp)) entry.timestamp = now;
+      if (this.config.clamptimestamps && (entry.timestamp < oldest || entry.timestamp > newest)) {
+        entry.clampedFrom = time;
+        entry.timestamp = now;
       }
       const fitted = fitEventJson(item, LIMITS.eventBytes - LIMITS.overhead);
-      if (fitted.truncated) truncated.push({ uuid: item.uuid, rule: item.event.rule, bytes: Buffer.byteLength(item.json, 'utf8') });
-      entries.push({ timestamp, message: fitted.json, item });
+      if (fitted.truncated) entry.truncatedFrom = Buffer.byteLength(item.json, 'utf8');
+      entry.message = fitted.json;
+      entries.push(entry);
     }
     // Array.prototype.sort is stable: events with one timestamp keep their queue order.
     entries.sort((a, b) => a.timestamp - b.timestamp);
-    return { entries, clamped, truncated };
+    return entries;
   }
 
-  async #put(events: Entry[], ctx: SendContext): Promise<void> {
-    const { signal } = ctx;
+  /** One PutLogEvents call; answers the events CloudWatch accepted the call for but did not store. */
+  async #put(events: Entry[], signal: AbortSignal): Promise<Map<Entry, Rejection>> {
     const logEvents: InputLogEvent[] = events.map((e) => ({ timestamp: e.timestamp, message: e.message }));
     const command = () => new PutLogEventsCommand({ logGroupName: this.config.loggroup, logStreamName: this.stream, logEvents });
     let out;
@@ -173,44 +216,55 @@ class CloudWatchLogsOutput implements Output {
       try {
         out = await this.#client.send(command(), { abortSignal: signal });
       } catch (err2) {
-        throw classifyAwsError(err2, `CloudWatch Logs PutLogEvents to ${this.#where()}`);
+        const error = classifyAwsError(err2, `CloudWatch Logs PutLogEvents to ${this.#where()}`);
+        // The stream has just been created or found: CloudWatch Logs is eventually consistent and
+        // may not see it for a moment. Retried, not dead-lettered as a 400 would be.
+        if (awsErrorCode(err2) === 'ResourceNotFoundException') throw new OutputError(`${error.message} (right after creating it)`, { reason: 'other', retryable: true, status: error.status });
+        throw error;
       }
     }
     this.deps.count('calls');
     const rejected = this.#rejected(out.rejectedLogEventsInfo, events);
-    this.deps.count('stored', events.length - rejected.length);
-    if (rejected.length > 0) ctx.failed(rejected, this.#rejection);
+    this.deps.count('stored', events.length - rejected.size);
+    return rejected;
   }
 
-  /** What CloudWatch accepted the call for but did not store: counted, logged, refused (dead-lettered). */
-  #rejected(info: RejectedLogEventsInfo | undefined, events: Entry[]): StoredEvent[] {
-    if (!info) return [];
+  /**
+   * The events CloudWatch accepted the call for but did not store, by reason: counted, logged, and
+   * reported as refused (dead-lettered). The indexes are ranges of the sorted call: [0, end) too
+   * old or past the retention (they may overlap), [start, n) too far ahead.
+   */
+  #rejected(info: RejectedLogEventsInfo | undefined, events: Entry[]): Map<Entry, Rejection> {
+    const rejected = new Map<Entry, Rejection>();
+    if (!info) return rejected;
     const n = events.length;
-    const tooOld = Math.min(n, info.tooOldLogEventEndIndex ?? 0);
-    const expired = Math.min(n, info.expiredLogEventEndIndex ?? 0);
-    const tooNew = info.tooNewLogEventStartIndex !== undefined ? Math.max(0, n - info.tooNewLogEventStartIndex) : 0;
-    // Indexes are ranges from the start (old, expired) and to the end (new); old and expired overlap.
-    const head = Math.min(n, Math.max(tooOld, expired));
-    const rejected = [...events.slice(0, head), ...events.slice(Math.max(head, n - tooNew))];
-    if (rejected.length === 0) return [];
-    this.deps.count('rejectedTooOld', tooOld);
-    this.deps.count('rejectedExpired', expired);
-    this.deps.count('rejectedTooNew', tooNew);
-    const sample = rejected.slice(0, 5).map((e) => ({ uuid: e.item.uuid, timestamp: new Date(e.timestamp).toISOString() }));
+    const tooOldEnd = Math.min(n, info.tooOldLogEventEndIndex ?? 0);
+    const expiredEnd = Math.min(n, info.expiredLogEventEndIndex ?? 0);
+    const tooNewStart = Math.max(0, info.tooNewLogEventStartIndex ?? n);
+    events.forEach((e, i) => {
+      if (i < tooOldEnd) rejected.set(e, 'tooOld');
+      else if (i < expiredEnd) rejected.set(e, 'expired');
+      else if (i >= tooNewStart) rejected.set(e, 'tooNew');
+    });
+    if (rejected.size === 0) return rejected;
+    const counts: Record<Rejection, number> = { tooOld: 0, expired: 0, tooNew: 0 };
+    for (const kind of rejected.values()) counts[kind]++;
+    for (const kind of ['tooOld', 'expired', 'tooNew'] as const) this.deps.count(REJECTED[kind].stat, counts[kind]);
+    const sample = [...rejected.keys()].slice(0, 5).map((e) => ({ uuid: e.item.uuid, timestamp: new Date(e.timestamp).toISOString() }));
     this.#logger.warn(
-      { group: this.config.loggroup, stream: this.stream, rejected: rejected.length, tooOld, expired, tooNew, sent: n, sample },
-      `CloudWatch Logs rejected ${rejected.length} of ${n} events (too old: ${tooOld}, past the group's retention: ${expired}, too far ahead: ${tooNew}); they are dead-lettered`,
+      { group: this.config.loggroup, stream: this.stream, rejected: rejected.size, ...counts, sent: n, sample },
+      `CloudWatch Logs rejected ${rejected.size} of ${n} events (too old: ${counts.tooOld}, past the group's retention: ${counts.expired}, too far ahead: ${counts.tooNew}); they are dead-lettered`,
     );
-    return rejected.map((e) => e.item);
+    return rejected;
   }
 
-  readonly #rejection = new OutputError('CloudWatch Logs rejected the event for its timestamp (rejectedLogEventsInfo: older than 14 days or the retention, or over 2 hours ahead)', {
-    reason: 'clientError',
-    retryable: false,
-    status: 'RejectedLogEvent',
-  });
-
-  /** Creates this instance's own stream once (first use); an existing stream is reused. */
+  /**
+   * Creates this instance's own stream once, on first use; an existing stream is reused. Not in
+   * setup(): a pod's name changes with each restart, so a stream made at start would leave an
+   * empty one behind for every pod that never had an alert. The first caller's signal bounds the
+   * creation, so a hung call ends with that attempt (a send waiting on it fails too and is
+   * retried) instead of holding every later attempt.
+   */
   #ensureStream(signal: AbortSignal): Promise<void> {
     this.#ready ??= this.#createStream(signal, false).catch((err) => {
       this.#ready = undefined; // the next attempt tries again
