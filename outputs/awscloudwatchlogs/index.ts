@@ -120,9 +120,9 @@ class CloudWatchLogsOutput implements Output {
   }
 
   async setup(signal: AbortSignal): Promise<void> {
-    const setup = await setupAws(this.deps.name, this.config, this.#logger);
-    // setupAws cannot be cancelled: a set-up the pipeline has given up on (its timeout, a stop)
-    // must not replace the client of the one after it, nor outlive close().
+    const setup = await setupAws(this.deps.name, this.config, this.#logger, signal);
+    // A set-up the pipeline has given up on (its timeout, a stop) must not replace the client of
+    // the one after it, nor outlive close().
     if (signal.aborted) {
       setup.close();
       throw new Error('set-up was cancelled');

@@ -5,6 +5,9 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { outputTypes } from '../../outputs/index.ts';
 import type { Behaviour, Conformance, Target } from '../../outputs/sdk/testkit/conformance.ts';
 import { startTestRouter, type TestRouter } from '../helpers/router.ts';
@@ -14,11 +17,9 @@ import { falcoEvent } from '../fixtures/events.ts';
 const DELIVERY = { attempts: 4, initialdelay: '20ms', maxdelay: '100ms', timeout: '1s', ratelimit: 0, summarizeabove: 0, linger: '20ms' };
 
 async function fixtureOf(type: string): Promise<Conformance | undefined> {
-  try {
-    return ((await import(`../../outputs/${type}/conformance.ts`)) as { conformance: Conformance }).conformance;
-  } catch {
-    return undefined;
-  }
+  const file = join(import.meta.dirname, '..', '..', 'outputs', type, 'conformance.ts');
+  if (!existsSync(file)) return undefined;
+  return ((await import(pathToFileURL(file).href)) as { conformance?: Conformance }).conformance;
 }
 
 interface Run {

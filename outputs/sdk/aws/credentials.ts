@@ -71,7 +71,10 @@ const ASSUME_FAILED = Symbol('assumeRoleFailed');
 const REFRESH_BEFORE_MS = 10 * 60_000;
 
 /** Resolves region and credentials for one output and runs the identity check. Throws Error naming the setting. */
-export async function setupAws(name: string, cfg: AwsSettings, logger: OutputLogger): Promise<AwsSetup> {
+export async function setupAws(name: string, cfg: AwsSettings, logger: OutputLogger, signal?: AbortSignal): Promise<AwsSetup> {
+  // The set-up's signal bounds the STS calls of the set-up, not the role's later renewals.
+  let setupSignal = signal;
+  const limit = () => (setupSignal ? AbortSignal.any([setupSignal, AbortSignal.timeout(IDENTITY_TIMEOUT_MS)]) : AbortSignal.timeout(IDENTITY_TIMEOUT_MS));
   if ((cfg.accesskeyid === '') !== (cfg.secretaccesskey === '')) {
     const missing = cfg.accesskeyid === '' ? 'aws.accesskeyid' : 'aws.secretaccesskey';
     const other = cfg.accesskeyid === '' ? 'aws.secretaccesskey' : 'aws.accesskeyid';
@@ -100,7 +103,7 @@ export async function setupAws(name: string, cfg: AwsSettings, logger: OutputLog
       try {
         out = await sts.send(
           new AssumeRoleCommand({ RoleArn: cfg.rolearn, RoleSessionName: sessionName, ExternalId: cfg.externalid || undefined, DurationSeconds: 3600 }),
-          { abortSignal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS) },
+          { abortSignal: limit() },
         );
       } catch (err) {
         // Keep the error's name (it decides retry or not) but say it was the role, not the service.
@@ -136,7 +139,7 @@ export async function setupAws(name: string, cfg: AwsSettings, logger: OutputLog
   if (cfg.checkidentity) {
     const sts = new STSClient({ region, credentials, endpoint: stsEndpoint, maxAttempts: 2 });
     try {
-      const id = await sts.send(new GetCallerIdentityCommand({}), { abortSignal: AbortSignal.timeout(IDENTITY_TIMEOUT_MS) });
+      const id = await sts.send(new GetCallerIdentityCommand({}), { abortSignal: limit() });
       setup.identity = { arn: id.Arn ?? '', account: id.Account ?? '' };
       logger.info({ arn: id.Arn, account: id.Account }, `AWS identity of output ${name}: ${id.Arn}`);
     } catch (err) {
@@ -150,6 +153,7 @@ export async function setupAws(name: string, cfg: AwsSettings, logger: OutputLog
       sts.destroy();
     }
   }
+  setupSignal = undefined;
   return setup;
 }
 
