@@ -580,6 +580,21 @@ test('FIFO: a throttled entry or call stops the calls after it, so the rest of t
   assert.ok(ctx.reported.failed.every((f) => f.error === ctx.reported.failed[0].error && f.error.reason === 'rateLimited' && f.error.retryable));
 });
 
+test('a call throttled while another, refused as a whole, is being published one by one: no single call starts after the throttling, the rest waits for the retry', async (t) => {
+  const out = await adapter(t);
+  // Two calls of 10 at once: the first to arrive is refused, late enough for the other's
+  // throttling to come back before the refused one's messages would go out alone.
+  sns.throttle(1, 1);
+  sns.refuse(1, 'InvalidParameter', 'Invalid parameter: something in this batch', 0, { delayMs: 200 });
+  const mark = sns.calls.length;
+  const ctx = sendContext();
+  await out.send(Array.from({ length: 20 }, (_, i) => new StoredEvent(stored(300 + i))), ctx);
+  assert.deepEqual(sns.calls.slice(mark).map((c) => [entryCount(c), c.error]).sort(), [[10, 'InvalidParameter'], [10, 'Throttling']]);
+  assert.deepEqual(ctx.reported.delivered, []);
+  assert.equal(ctx.reported.failed.flatMap((f) => f.events).length, 20);
+  assert.ok(ctx.reported.failed.every((f) => f.error.reason === 'rateLimited' && f.error.retryable), 'retried, not dead-lettered as refused');
+});
+
 test('FIFO topics: each entry has its own MessageGroupId and MessageDeduplicationId, calls go one after the other in queue order', async () => {
   await withRouter(fsYaml({ topic: FIFO }), async (r) => {
     try {
@@ -628,7 +643,7 @@ test('a call refused as a whole (bad request) is repeated one message per call, 
   });
 });
 
-test('a topic that does not exist: each call is refused, two of its messages alone tell it is not about one message, and the batch is dead-lettered without trying the rest', async () => {
+test('a topic that does not exist: the calls are refused, two messages alone tell it is not about one message, and the batch is dead-lettered without trying the rest', async () => {
   await withRouter(fsYaml(), async (r) => {
     sns.refuse(1000, 'NotFound', 'Topic does not exist');
     try {
@@ -637,7 +652,11 @@ test('a topic that does not exist: each call is refused, two of its messages alo
       await waitFor(async () => (await r.queue.deadLetterCount('awssns')) === 25, 5000, '25 dead letters');
       await delay(100);
       const calls = sns.calls.slice(mark);
-      assert.deepEqual(calls.map(entryCount).sort((a, b) => b - a), [10, 10, 5, 1, 1, 1, 1, 1, 1], 'each of the three calls, then two of its messages alone');
+      // The three calls are refused at once; each tries its messages alone until one of them has seen two refused.
+      const sizes = calls.map(entryCount).sort((a, b) => b - a);
+      assert.deepEqual(sizes.slice(0, 3), [10, 10, 5]);
+      const singles = sizes.slice(3);
+      assert.ok(singles.every((n) => n === 1) && singles.length >= 2 && singles.length <= 6, `single calls: ${singles.length}`);
       const dead = await r.queue.listDeadLetters('awssns');
       assert.ok(dead.every((d) => d.attempts === 1 && d.reason === `SNS PublishBatch to ${TOPIC} failed: NotFoundException: Topic does not exist`));
     } finally {

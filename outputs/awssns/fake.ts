@@ -87,9 +87,10 @@ export interface SnsFake {
   fail(n: number, skip?: number): void;
   /**
    * The next n calls (after `skip` that pass) are refused as a whole: 400 with this code. With
-   * `echo`, the message ends with the request's Authorization header (which names the access key).
+   * `echo`, the message ends with the request's Authorization header (which names the access key);
+   * with `delayMs`, the refusal comes that late (so that another call's answer arrives first).
    */
-  refuse(n: number, code: string, message: string, skip?: number, opts?: { echo?: boolean }): void;
+  refuse(n: number, code: string, message: string, skip?: number, opts?: { echo?: boolean; delayMs?: number }): void;
   /** The next n calls (after `skip` that pass) are held without an answer until the client gives up. */
   hang(n: number, skip?: number): void;
   /** Adds a rule that fails PublishBatch entries; rules are tried in the order they were added. */
@@ -125,6 +126,7 @@ interface Refusal {
   code: string;
   message: string;
   echo?: boolean;
+  delayMs?: number;
 }
 
 /** The message under `prefix` ('' for Publish, `PublishBatchRequestEntries.member.N.` for an entry). */
@@ -247,7 +249,14 @@ export async function startSnsFake(): Promise<SnsFake> {
     }
     if (throttle.take()) return fail(400, 'Throttling', 'Rate exceeded');
     if (failing.take()) return fail(500, 'InternalError', 'Internal failure');
-    if (refusing.take()) return fail(400, refusal.code, refusal.echo ? `${refusal.message} (Authorization: ${String(req.headers.authorization ?? '')})` : refusal.message);
+    if (refusing.take()) {
+      const { code, message, echo, delayMs } = refusal;
+      const text = echo ? `${message} (Authorization: ${String(req.headers.authorization ?? '')})` : message;
+      if (!delayMs) return fail(400, code, text);
+      call.error = code;
+      setTimeout(() => !res.destroyed && queryError(res, 400, code, text, XMLNS), delayMs);
+      return;
+    }
     if (call.action !== 'Publish' && call.action !== 'PublishBatch') return fail(400, 'InvalidAction', `action ${call.action} is not faked`);
 
     const topicArn = params.TopicArn ?? '';
@@ -306,7 +315,7 @@ export async function startSnsFake(): Promise<SnsFake> {
     throttle: (n, skip) => throttle.set(n, skip),
     fail: (n, skip) => failing.set(n, skip),
     refuse: (n, code, message, skip, opts) => {
-      refusal = { code, message, echo: opts?.echo };
+      refusal = { code, message, ...opts };
       refusing.set(n, skip);
     },
     hang: (n, skip) => hanging.set(n, skip),
