@@ -12,7 +12,8 @@
  *   subscription filter policies.
  *
  * Differences from falcosidekick, all on purpose:
- * - never more than SNS's 10 attributes, the ones subscriptions filter on first (payload.ts);
+ * - never more than SNS's 10 attributes, the ones subscriptions filter on (namespace, pod, image)
+ *   right after the built-in ones so the cap does not drop them (order in payload.ts);
  * - empty strings are skipped (AWS refuses the whole message otherwise); numbers are sent as
  *   `Number` with their exact literal (int64 stays exact), or as `String` if SNS's Number range
  *   cannot hold them; an output field cannot replace a built-in attribute;
@@ -65,7 +66,9 @@ const schema = z.object({
   subject: goTemplate('subject').describe('A Go template for the Subject (e-mail subscriptions show it); empty for none.'),
   attributefields: stringList
     .default([])
-    .describe('Output fields sent as attributes, in this order, after priority, rule, source, hostname and tags; empty means the default order (docs/outputs/awssns.md).'),
+    .describe(
+      'Output fields sent as attributes, in this order, after priority, rule, source, hostname and tags (SNS keeps 10). Empty: priority, rule, source, hostname, k8s.ns.name, k8s.pod.name, container.image.repository, tags, then the other output fields by name, so the fields subscriptions filter on are kept.',
+    ),
   messagegroupid: goTemplate('messagegroupid').describe('FIFO topics: a Go template for MessageGroupId; empty means the rule.'),
 });
 type SnsConfig = z.infer<typeof schema>;
