@@ -173,7 +173,7 @@ class SnsOutput implements Output {
     const all: Failure[] = [];
     for (const [i, e] of entries.entries()) {
       // Stopped by this call's messages or by another call of the send (or timed out): the rest
-      // were not refused, they wait for the retry like the calls not made.
+      // are not tried, and fail as the calls not made do.
       if (send.stop || send.ctx.signal.aborted) {
         if (send.stop) this.#report({ ...send.stop, entries: entries.slice(i) }, send);
         return all;
