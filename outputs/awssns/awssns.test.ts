@@ -1,15 +1,10 @@
 /**
- * SNS through the real delivery path (router, queue, delivery worker) and the real SDK client,
- * against a local SNS that speaks the Query protocol and applies Publish's and PublishBatch's
- * rules (test/fakes/aws-sns.ts), plus a local STS for the identity check.
+ * SNS's own payload and protocol: what a message and its attributes look like, FIFO ids, sizes,
+ * how a batch is cut into PublishBatch calls and how each entry's result is reported, against a
+ * local SNS that applies Publish's and PublishBatch's rules (fake.ts) and a local STS. Behaviour
+ * every output shares (retries, dead letters, timeouts, redaction, set-up retried) is in the
+ * conformance kit (test/conformance/outputs.test.ts, fixture conformance.ts).
  */
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
-process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
-for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SNS', 'AWS_ENDPOINT_URL_STS']) {
-  delete process.env[k];
-}
-
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
@@ -17,12 +12,17 @@ import { join } from 'node:path';
 import { readFileSync, existsSync } from 'node:fs';
 import { startTestRouter, tempDir, type TestRouter } from '../../test/helpers/router.ts';
 import { waitFor, delay } from '../../test/helpers/wait.ts';
-import { F1, F6, falcoEvent } from '../../test/fixtures/events.ts';
-import { startSnsFake, MAX_BATCH_BYTES, type SnsFake, type SnsCall, type Published } from './fake.ts';
+import { F1, F6, falcoEvent, markerOf as markerOfJson } from '../../test/fixtures/events.ts';
+import { startSnsFake, isolateAwsEnv, MAX_BATCH_BYTES, type SnsFake, type SnsCall, type Published } from './fake.ts';
 import { startStsFake, type StsFake } from '../sdk/testkit/sts-fake.ts';
 import { classifyAwsError } from '../sdk/aws/errors.ts';
+import { createAdapter, sendContext } from '../sdk/testkit/adapter.ts';
+import { StoredEvent } from '../sdk/index.ts';
+import { awsSns } from './index.ts';
 import { messageAttributes, fifoId, deduplicationId } from './payload.ts';
 import { decodeEvent, checkEvent, serializeEvent, deserializeEvent } from '../../src/event/falco-event.ts';
+
+isolateAwsEnv();
 
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:falco-alerts';
 const FIFO = 'arn:aws:sns:eu-west-1:123456789012:falco-alerts.fifo';
@@ -95,11 +95,10 @@ test('publishes the output with the attributes of falcosidekick’s example (F6)
     const call = sns.calls.at(-1)!;
     assert.equal(call.params.Version, '2010-03-31');
     assert.equal(call.accessKeyId, 'AKIDSNS');
-    assert.ok(!r.logs.join('\n').includes('sns-s3cr3t'), 'the secret never appears in logs');
   });
 });
 
-test('never sends more than 10 attributes: built-ins first, then output fields (by name, or the attributefields list in its order); empty strings skipped; names made valid', async () => {
+test('never sends more than 10 attributes: built-ins, then namespace and pod, tags, the other output fields by name (or tags and the attributefields list in its order); empty strings skipped; names made valid', async () => {
   const ev = JSON.stringify({
     output: 'many fields',
     priority: 'Critical',
@@ -132,7 +131,7 @@ test('never sends more than 10 attributes: built-ins first, then output fields (
     assert.equal((await r.post(ev)).status, 200);
     const [p] = await nextPublished(from);
     assert.equal(p.attributeOrder.length, 10);
-    assert.deepEqual(p.attributeOrder, ['priority', 'rule', 'source', 'hostname', 'tags', 'container.id', 'evt.time', 'k8s.ns.name', 'k8s.pod.name', 'proc.aname.2']);
+    assert.deepEqual(p.attributeOrder, ['priority', 'rule', 'source', 'hostname', 'k8s.ns.name', 'k8s.pod.name', 'tags', 'container.id', 'evt.time', 'proc.aname.2']);
     assert.deepEqual(p.attributes.tags, { DataType: 'String', StringValue: 'T1059,container' });
     assert.deepEqual(p.attributes.priority, { DataType: 'String', StringValue: 'Critical' }, 'an output field cannot replace a built-in');
     assert.deepEqual(p.attributes['evt.time'], { DataType: 'Number', StringValue: '1743606903434319636' });
@@ -151,6 +150,50 @@ test('never sends more than 10 attributes: built-ins first, then output fields (
     assert.deepEqual(p.attributeOrder, ['priority', 'rule', 'source', 'hostname', 'tags', 'z.float', 'user_uid_name', 'proc.pid', 'k8s.ns.name']);
     assert.deepEqual(p.attributes['z.float'], { DataType: 'String', StringValue: '1.5e300' }, 'beyond SNS’s Number range: sent as String');
     assert.deepEqual(p.attributes['proc.pid'], { DataType: 'Number', StringValue: '4242' });
+  });
+});
+
+test('namespace, pod and image survive the cap for a Kubernetes alert with many fields, so a subscription filtering on them still matches', async () => {
+  // "Terminal shell in container" with the fields Falco's k8s rules print: sorted by name alone,
+  // k8s.* would come after container.* and evt.* and be left out.
+  const ev = JSON.stringify({
+    output: '10:20:05.408091526: Notice A shell was spawned in a container with an attached terminal (user=root k8s.ns=payments k8s.pod=api-7d9 container=3ad7b26ded6d shell=bash)',
+    priority: 'Notice',
+    rule: 'Terminal shell in container',
+    time: '2025-04-02T10:20:05.408091526Z',
+    source: 'syscall',
+    hostname: 'node-7',
+    tags: ['container', 'shell', 'mitre_execution'],
+    output_fields: {
+      'container.id': '3ad7b26ded6d',
+      'container.image.repository': 'registry.example.com/payments/api',
+      'container.image.tag': '1.4.2',
+      'container.name': 'api',
+      'evt.arg.flags': 'EXE_WRITABLE',
+      'evt.time': 0,
+      'evt.type': 'execve',
+      'k8s.ns.name': 'payments',
+      'k8s.pod.name': 'api-7d9',
+      'proc.cmdline': 'bash',
+      'proc.exepath': '/bin/bash',
+      'proc.name': 'bash',
+      'proc.pname': 'runc',
+      'proc.tty': 34816,
+      'user.loginuid': -1,
+      'user.name': 'root',
+      'user.uid': 0,
+    },
+  }).replace('"evt.time":0', '"evt.time":1743589205408091526');
+  await withRouter(fsYaml(), async (r) => {
+    const from = sns.published.length;
+    assert.equal((await r.post(ev)).status, 200);
+    const [p] = await nextPublished(from);
+    assert.deepEqual(p.attributeOrder, ['priority', 'rule', 'source', 'hostname', 'k8s.ns.name', 'k8s.pod.name', 'container.image.repository', 'tags', 'container.id', 'container.image.tag']);
+    // What a filter policy {"k8s.ns.name": ["payments"]} compares.
+    assert.deepEqual(p.attributes['k8s.ns.name'], { DataType: 'String', StringValue: 'payments' });
+    assert.deepEqual(p.attributes['k8s.pod.name'], { DataType: 'String', StringValue: 'api-7d9' });
+    assert.deepEqual(p.attributes['container.image.repository'], { DataType: 'String', StringValue: 'registry.example.com/payments/api' });
+    assert.match(r.logs.find((l) => l.includes('SNS allows 10 message attributes'))!, /left out: container\.name, evt\.arg\.flags, evt\.time, evt\.type, proc\.cmdline/);
   });
 });
 
@@ -221,24 +264,19 @@ test('FIFO topic: MessageGroupId from the rule (or a template), MessageDeduplica
   });
 });
 
-test('standard topics get no FIFO ids; throttling and 5xx are retried; a message over 256 KiB is shortened with a marker', async () => {
+test('a message over 256 KiB with its attributes is shortened with a marker and counted as truncated; standard topics get no FIFO ids', async () => {
   await withRouter(fsYaml(), async (r) => {
-    sns.throttle(1);
-    sns.fail(1);
-    const mark = sns.calls.length;
     const from = sns.published.length;
     const huge = falcoEvent(2).replace('"output":"', `"output":"${'é'.repeat(200_000)}`);
     assert.equal((await r.post(huge)).status, 200);
     const [p] = await nextPublished(from);
-    assert.deepEqual(sns.calls.slice(mark).map((x) => x.error ?? 'ok'), ['Throttling', 'InternalError', 'ok']);
-    const failed = r.logs.filter((l) => l.includes('delivery attempt failed'));
-    assert.match(failed[0], /"reason":"rateLimited"/);
-    assert.match(failed[1], /"reason":"serverError"/);
     assert.equal(p.groupId, undefined);
+    assert.equal(p.dedupId, undefined);
     const attrBytes = Object.entries(p.attributes).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v.DataType) + Buffer.byteLength(v.StringValue), 0);
     assert.ok(Buffer.byteLength(p.message) + attrBytes <= 262_144);
     assert.match(p.message, /^éé.*é…\[truncated by falco-router: \d+ bytes\]$/s);
     assert.ok(r.logs.some((l) => l.includes('SNS: message larger than 256 KiB shortened')));
+    await waitFor(async () => (await r.metric('falco_router_output_events_total', { output: 'awssns', stat: 'truncated' })) === 1, 5000, 'the truncated counter');
   });
 });
 
@@ -254,23 +292,32 @@ test('Test rule events (source internal) and events without hostname or tags pub
   });
 });
 
-test('an identity-check failure disables only the SNS output (falcosidekick env vars), and the others keep delivering', async () => {
+test('while the identity check is refused (falcosidekick env vars), SNS set-up is retried with an error naming aws.checkidentity and its alerts wait, other outputs deliver, and they are published once STS answers', async () => {
   const file = join(tempDir(), 'archive.ndjson');
   sts.refuse('AccessDenied', 'User is not authorized to perform: sts:GetCallerIdentity');
   const calls = sns.calls.length;
+  const from = sns.published.length;
   try {
     await withRouter(
-      `outputs:\n  - { name: archive, type: file, path: ${file} }\n`,
+      // Retry settings from YAML, everything else from falcosidekick's variables.
+      `aws:\n  sns:\n    ${FAST_RETRY}\noutputs:\n  - { name: archive, type: file, path: ${file} }\n`,
       async (r) => {
-        const line = r.logs.find((l) => l.includes('output awssns disabled'));
-        assert.ok(line, 'an error names the output');
-        assert.match(line, /"level":50.*aws\.checkidentity: identity check failed: AccessDenied: User is not authorized/);
-        assert.deepEqual(r.workers.map((w) => w.instance.name), ['archive']);
-        assert.equal(sts.calls.at(-1)!.accessKeyId, 'AKIDENV');
+        assert.deepEqual(r.workers.map((w) => w.instance.name).sort(), ['archive', 'awssns'], 'the SNS output stays configured');
+        const state = () => r.workers.find((w) => w.instance.name === 'awssns')!.state;
         assert.equal((await r.post(F6)).status, 200);
         await waitFor(() => existsSync(file) && readFileSync(file, 'utf8').length > 0, 5000, 'the file output');
-        await delay(100);
-        assert.equal(sns.calls.length, calls, 'nothing sent to SNS');
+        await waitFor(() => (state().setupError?.attempts ?? 0) >= 2, 10_000, 'set-up tried again');
+        assert.equal(state().status, 'setting-up');
+        assert.match(state().setupError!.message, /^aws\.checkidentity: identity check failed: AccessDenied: User is not authorized/);
+        assert.ok(r.logs.some((l) => l.includes('"level":50') && l.includes('output awssns cannot start: aws.checkidentity')));
+        assert.equal(sts.calls.at(-1)!.accessKeyId, 'AKIDENV', 'checked with the keys from AWS_ACCESSKEYID');
+        assert.equal(sns.calls.length, calls, 'nothing sent to SNS before set-up passes');
+
+        sts.accept();
+        const [p] = await nextPublished(from);
+        assert.equal(p.attributes.rule.StringValue, 'Write below binary dir');
+        assert.equal(sns.calls.at(-1)!.accessKeyId, 'AKIDENV');
+        assert.equal(state().status, 'running');
       },
       {
         AWS_REGION: 'eu-west-1',
@@ -284,15 +331,21 @@ test('an identity-check failure disables only the SNS output (falcosidekick env 
   } finally {
     sts.accept();
   }
-  // The same settings with a working STS: the output runs.
-  await withRouter(
-    '',
-    async (r) => {
-      assert.deepEqual(r.workers.map((w) => w.instance.name), ['awssns']);
-      assert.equal(sts.calls.at(-1)!.action, 'GetCallerIdentity');
-    },
-    { AWS_REGION: 'eu-west-1', AWS_ACCESSKEYID: 'AKIDENV', AWS_SECRETACCESSKEY: 'env-secret', AWS_SNS_TOPICARN: TOPIC, AWS_SNS_ENDPOINT: sns.url, AWS_SNS_STSENDPOINT: sts.url },
-  );
+});
+
+test('with rolearn, PublishBatch is signed with the assumed role’s temporary credentials', async () => {
+  const yaml = fsYaml().replace('checkidentity: false', `checkidentity: false\n  rolearn: arn:aws:iam::123456789012:role/falco-sns\n  stsendpoint: ${sts.url}`);
+  await withRouter(yaml, async (r) => {
+    const issued = sts.issued.length;
+    const from = sns.published.length;
+    assert.equal((await r.post(F6)).status, 200);
+    const [p] = await nextPublished(from);
+    const role = sts.calls.filter((c) => c.action === 'AssumeRole').at(-1)!;
+    assert.equal(role.params.RoleArn, 'arn:aws:iam::123456789012:role/falco-sns');
+    assert.equal(role.accessKeyId, 'AKIDSNS', 'the role is assumed with the configured keys');
+    assert.equal(sts.issued.length, issued + 1);
+    assert.equal(sns.calls[p.call].accessKeyId, sts.issued.at(-1)!.accessKeyId);
+  });
 });
 
 test('classifies AWS errors: throttling and 5xx retry, denied access and bad requests do not, network failures retry', () => {
@@ -417,12 +470,11 @@ test('failed entries that may succeed later (throttling, internal errors) are re
       assert.deepEqual(calls[3].entries, [{ id: '0', error: undefined }, { id: '1', error: undefined }], 'the retry sends only the two failed');
       const got = sns.published.slice(from);
       assert.deepEqual(got.map(markerOf).sort((a, b) => a - b), Array.from({ length: 25 }, (_, i) => i), 'each event exactly once');
-      const failed = r.logs.filter((l) => l.includes('delivery attempt failed'));
-      assert.equal(failed.length, 1);
-      assert.match(failed[0], /"reason":"rateLimited"/);
-      assert.match(failed[0], /2 of 25 message\(s\) failed: .*Throttling: Rate exceeded/);
-      assert.match(failed[0], /InternalError: Internal failure/);
-      assert.match(failed[0], /23 of 25 published \(not sent again\)/);
+      // One line per error, each naming only its own event.
+      const failed = r.logs.filter((l) => l.includes('delivery attempt failed')).map((l) => JSON.parse(l) as { reason: string; events: number; final: boolean; msg: string });
+      assert.deepEqual(failed.map((f) => [f.reason, f.events, f.final]).sort(), [['rateLimited', 1, false], ['serverError', 1, false]]);
+      assert.ok(failed.some((f) => f.msg.endsWith(`SNS PublishBatch to ${TOPIC}: Throttling: Rate exceeded`)));
+      assert.ok(failed.some((f) => f.msg.endsWith(`SNS PublishBatch to ${TOPIC}: InternalError: Internal failure`)));
     } finally {
       sns.clearEntryFailures();
     }
@@ -443,12 +495,11 @@ test('failed entries that may succeed later (throttling, internal errors) are re
   });
 });
 
-test('an entry SNS refuses (SenderFault) is dead-lettered alone, with a reason naming the event, SNS’s code and message; the others are published once', async () => {
+test('an entry SNS refuses (SenderFault) is dead-lettered alone at once, with SNS’s code and message as the reason; the others are published once', async () => {
   await withRouter(fsYaml(), async (r) => {
     try {
       sns.failEntries({ code: 'InvalidParameter', message: 'Invalid parameter: forbidden character', senderFault: true, match: (m) => m.message.endsWith(' n=7)') });
       const events = Array.from({ length: 12 }, (_, i) => stored(i));
-      const poison = deserializeEvent(events[7]).uuid;
       const mark = sns.calls.length;
       const from = sns.published.length;
       await enqueue(r, events);
@@ -460,18 +511,88 @@ test('an entry SNS refuses (SenderFault) is dead-lettered alone, with a reason n
       // Only the refused event: the 11 others went out and must not come back on a re-queue.
       assert.equal(dead.length, 1);
       assert.equal(dead[0].event, events[7]);
-      for (const d of dead) {
-        assert.equal(d.attempts, 1);
-        assert.equal(
-          d.reason,
-          `SNS PublishBatch to ${TOPIC}: 1 of 12 message(s) refused by SNS: InvalidParameter: Invalid parameter: forbidden character (event ${poison}); 11 of 12 published (not sent again)`,
-        );
-      }
-      assert.ok(r.logs.some((l) => l.includes('delivery attempt failed') && l.includes('"reason":"clientError"') && l.includes('"final":true')));
+      assert.equal(dead[0].attempts, 1);
+      assert.equal(dead[0].reason, `SNS PublishBatch to ${TOPIC}: InvalidParameter: Invalid parameter: forbidden character`);
+      const failed = r.logs.filter((l) => l.includes('delivery attempt failed'));
+      assert.equal(failed.length, 1);
+      assert.match(failed[0], new RegExp(`"reason":"clientError".*"events":1,"final":true,"uuid":"${deserializeEvent(events[7]).uuid}"`));
     } finally {
       sns.clearEntryFailures();
     }
   });
+});
+
+/** The adapter alone (no router), for what it reports to the pipeline per entry. */
+async function adapter(t: { after(fn: () => unknown): void }, topicarn = TOPIC) {
+  const { out } = await createAdapter(t, awsSns, { topicarn, region: 'eu-west-1', accesskeyid: 'AKIDSNS', secretaccesskey: 'sns-s3cr3t', checkidentity: false, endpoint: sns.url });
+  return out;
+}
+const markers = (events: readonly StoredEvent[]) => events.map((e) => markerOfJson(e.json));
+
+test('reports each PublishBatch entry on its own: published ones delivered, a throttled one failed for a retry, a refused one failed for good', async (t) => {
+  const out = await adapter(t);
+  try {
+    sns.failEntries({ code: 'Throttling', message: 'Rate exceeded', senderFault: false, n: 1, match: (m) => m.message.endsWith(' n=2)') });
+    sns.failEntries({ code: 'InvalidParameter', message: 'Invalid parameter: forbidden character', senderFault: true, match: (m) => m.message.endsWith(' n=4)') });
+    const mark = sns.calls.length;
+    const ctx = sendContext();
+    await out.send(Array.from({ length: 6 }, (_, i) => new StoredEvent(stored(i))), ctx);
+    assert.equal(sns.calls.length, mark + 1, 'one PublishBatch call');
+    assert.deepEqual(markers(ctx.reported.delivered), [0, 1, 3, 5]);
+    assert.deepEqual(
+      ctx.reported.failed.map((f) => [markers(f.events), f.error.reason, f.error.retryable, f.error.status]),
+      [
+        [[2], 'rateLimited', true, 'Throttling'],
+        [[4], 'clientError', false, 'InvalidParameter'],
+      ],
+    );
+  } finally {
+    sns.clearEntryFailures();
+  }
+});
+
+test('FIFO: a throttled entry or call stops the calls after it, so the rest of the batch waits for the retry instead of overtaking it', async (t) => {
+  const out = await adapter(t, FIFO);
+  const batch = () => Array.from({ length: 25 }, (_, i) => new StoredEvent(stored(200 + i)));
+  try {
+    sns.failEntries({ code: 'Throttling', message: 'Rate exceeded', senderFault: false, n: 1, match: (m) => m.message.endsWith(' n=203)') });
+    const mark = sns.calls.length;
+    const ctx = sendContext();
+    await out.send(batch(), ctx);
+    assert.equal(sns.calls.length, mark + 1, 'the calls of 10 and 5 after it are not made');
+    assert.deepEqual(markers(ctx.reported.delivered), [200, 201, 202, 204, 205, 206, 207, 208, 209]);
+    // The same error for the throttled entry and the calls not made: the pipeline retries them together, in order.
+    const [first, ...others] = ctx.reported.failed;
+    assert.ok(others.every((f) => f.error === first.error));
+    assert.deepEqual(markers(ctx.reported.failed.flatMap((f) => f.events)), [203, ...Array.from({ length: 15 }, (_, i) => 210 + i)]);
+    assert.equal(first.error.reason, 'rateLimited');
+  } finally {
+    sns.clearEntryFailures();
+  }
+
+  sns.throttle(1);
+  const mark = sns.calls.length;
+  const ctx = sendContext();
+  await out.send(batch(), ctx);
+  assert.equal(sns.calls.length, mark + 1);
+  assert.deepEqual(ctx.reported.delivered, []);
+  assert.equal(ctx.reported.failed.flatMap((f) => f.events).length, 25);
+  assert.ok(ctx.reported.failed.every((f) => f.error === ctx.reported.failed[0].error && f.error.reason === 'rateLimited' && f.error.retryable));
+});
+
+test('a call throttled while another, refused as a whole, is being published one by one: no single call starts after the throttling, the rest waits for the retry', async (t) => {
+  const out = await adapter(t);
+  // Two calls of 10 at once: the first to arrive is refused, late enough for the other's
+  // throttling to come back before the refused one's messages would go out alone.
+  sns.throttle(1, 1);
+  sns.refuse(1, 'InvalidParameter', 'Invalid parameter: something in this batch', 0, { delayMs: 200 });
+  const mark = sns.calls.length;
+  const ctx = sendContext();
+  await out.send(Array.from({ length: 20 }, (_, i) => new StoredEvent(stored(300 + i))), ctx);
+  assert.deepEqual(sns.calls.slice(mark).map((c) => [entryCount(c), c.error]).sort(), [[10, 'InvalidParameter'], [10, 'Throttling']]);
+  assert.deepEqual(ctx.reported.delivered, []);
+  assert.equal(ctx.reported.failed.flatMap((f) => f.events).length, 20);
+  assert.ok(ctx.reported.failed.every((f) => f.error.reason === 'rateLimited' && f.error.retryable), 'retried, not dead-lettered as refused');
 });
 
 test('FIFO topics: each entry has its own MessageGroupId and MessageDeduplicationId, calls go one after the other in queue order', async () => {
@@ -519,18 +640,25 @@ test('a call refused as a whole (bad request) is repeated one message per call, 
     assert.deepEqual(got.map(markerOf), [0, 1, 2, 3, 4]);
     assert.equal(await r.queue.deadLetterCount('awssns'), 0);
     assert.ok(r.logs.some((l) => l.includes('publishing its 5 messages one per call')));
+  });
+});
 
-    // Refused for something that is not one message (here, every call): two single calls tell, and the batch is dead-lettered.
+test('a topic that does not exist: the calls are refused, two messages alone tell it is not about one message, and the batch is dead-lettered without trying the rest', async () => {
+  await withRouter(fsYaml(), async (r) => {
     sns.refuse(1000, 'NotFound', 'Topic does not exist');
     try {
-      const mark2 = sns.calls.length;
+      const mark = sns.calls.length;
       await enqueue(r, Array.from({ length: 25 }, (_, i) => stored(i)));
       await waitFor(async () => (await r.queue.deadLetterCount('awssns')) === 25, 5000, '25 dead letters');
       await delay(100);
-      const calls = sns.calls.slice(mark2);
-      assert.deepEqual(calls.map(entryCount).sort((a, b) => b - a), [10, 10, 5, 1, 1, 1, 1, 1, 1], 'each of the three calls, then two of its messages alone');
-      const [dl] = await r.queue.listDeadLetters('awssns');
-      assert.equal(dl.reason, `SNS PublishBatch to ${TOPIC} failed: NotFoundException: Topic does not exist`);
+      const calls = sns.calls.slice(mark);
+      // The three calls are refused at once; each tries its messages alone until one of them has seen two refused.
+      const sizes = calls.map(entryCount).sort((a, b) => b - a);
+      assert.deepEqual(sizes.slice(0, 3), [10, 10, 5]);
+      const singles = sizes.slice(3);
+      assert.ok(singles.every((n) => n === 1) && singles.length >= 2 && singles.length <= 6, `single calls: ${singles.length}`);
+      const dead = await r.queue.listDeadLetters('awssns');
+      assert.ok(dead.every((d) => d.attempts === 1 && d.reason === `SNS PublishBatch to ${TOPIC} failed: NotFoundException: Topic does not exist`));
     } finally {
       sns.refuse(0, 'NotFound', '');
     }

@@ -14,8 +14,9 @@
  * under `Failed` with SenderFault=true while the other entries are published. PublishBatch as a
  * whole also needs 1 to 10 entries, distinct Ids of `[A-Za-z0-9_-]{1,80}`, and at most 262,144
  * bytes in total (messages, attribute names, types and values, and subjects).
- * It can throttle the next N calls, fail them with a 500 or refuse them with a 400, and fail chosen
- * batch entries (retryable or not).
+ * It can throttle the next N calls, fail them with a 500, refuse them with a 400 (optionally echoing
+ * the request's Authorization header, as some proxies and services do in their error text), leave
+ * them unanswered, and fail chosen batch entries (retryable or not).
  */
 import { randomUUID } from 'node:crypto';
 import { startFakeServer, queryError, queryResult, xmlEscape, Budget } from '../sdk/testkit/aws-fake.ts';
@@ -84,8 +85,14 @@ export interface SnsFake {
   throttle(n: number, skip?: number): void;
   /** The next n calls (after `skip` that pass) answer a 500. */
   fail(n: number, skip?: number): void;
-  /** The next n calls (after `skip` that pass) are refused as a whole: 400 with this code. */
-  refuse(n: number, code: string, message: string, skip?: number): void;
+  /**
+   * The next n calls (after `skip` that pass) are refused as a whole: 400 with this code. With
+   * `echo`, the message ends with the request's Authorization header (which names the access key);
+   * with `delayMs`, the refusal comes that late (so that another call's answer arrives first).
+   */
+  refuse(n: number, code: string, message: string, skip?: number, opts?: { echo?: boolean; delayMs?: number }): void;
+  /** The next n calls (after `skip` that pass) are held without an answer until the client gives up. */
+  hang(n: number, skip?: number): void;
   /** Adds a rule that fails PublishBatch entries; rules are tried in the order they were added. */
   failEntries(rule: EntryFailure): void;
   /** Removes every entry failure rule. */
@@ -93,6 +100,20 @@ export interface SnsFake {
   /** Calls whose form body matches are never answered (the client's timeout ends them); undefined stops it. */
   stall(match: ((body: string) => boolean) | undefined): void;
   close(): Promise<void>;
+}
+
+/**
+ * Keeps this machine's AWS setup out of a test process: no profile, config file, keys, region or
+ * endpoint variables, so the SDK sees only what the test configures (and no Node-version warning
+ * on this machine's Node 20).
+ */
+export function isolateAwsEnv(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
+  process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
+  for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SNS', 'AWS_ENDPOINT_URL_STS']) {
+    delete process.env[k];
+  }
 }
 
 const ATTR_NAME = /^[A-Za-z0-9_\-.]{1,256}$/;
@@ -104,6 +125,8 @@ const ENTRY_KEY = /^PublishBatchRequestEntries\.member\.(\d+)\.(.+)$/;
 interface Refusal {
   code: string;
   message: string;
+  echo?: boolean;
+  delayMs?: number;
 }
 
 /** The message under `prefix` ('' for Publish, `PublishBatchRequestEntries.member.N.` for an entry). */
@@ -177,6 +200,7 @@ export async function startSnsFake(): Promise<SnsFake> {
   const throttle = new Budget();
   const failing = new Budget();
   const refusing = new Budget();
+  const hanging = new Budget();
   let refusal: Refusal = { code: 'InvalidParameter', message: 'Invalid parameter' };
   let entryRules: Array<EntryFailure & { budget?: Budget }> = [];
   let stalling: ((body: string) => boolean) | undefined;
@@ -219,13 +243,20 @@ export async function startSnsFake(): Promise<SnsFake> {
     };
     if (!String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return fail(400, 'InvalidAction', 'expected a form body');
     if (params.Version !== '2010-03-31') return fail(400, 'InvalidParameterValue', `bad Version ${params.Version}`);
-    if (stalling?.(req.body)) {
+    if (stalling?.(req.body) || hanging.take()) {
       call.error = 'stalled';
       return;
     }
     if (throttle.take()) return fail(400, 'Throttling', 'Rate exceeded');
     if (failing.take()) return fail(500, 'InternalError', 'Internal failure');
-    if (refusing.take()) return fail(400, refusal.code, refusal.message);
+    if (refusing.take()) {
+      const { code, message, echo, delayMs } = refusal;
+      const text = echo ? `${message} (Authorization: ${String(req.headers.authorization ?? '')})` : message;
+      if (!delayMs) return fail(400, code, text);
+      call.error = code;
+      setTimeout(() => !res.destroyed && queryError(res, 400, code, text, XMLNS), delayMs);
+      return;
+    }
     if (call.action !== 'Publish' && call.action !== 'PublishBatch') return fail(400, 'InvalidAction', `action ${call.action} is not faked`);
 
     const topicArn = params.TopicArn ?? '';
@@ -283,10 +314,11 @@ export async function startSnsFake(): Promise<SnsFake> {
     delivered: () => published.filter((p) => !p.duplicate),
     throttle: (n, skip) => throttle.set(n, skip),
     fail: (n, skip) => failing.set(n, skip),
-    refuse: (n, code, message, skip) => {
-      refusal = { code, message };
+    refuse: (n, code, message, skip, opts) => {
+      refusal = { code, message, ...opts };
       refusing.set(n, skip);
     },
+    hang: (n, skip) => hanging.set(n, skip),
     failEntries: (rule) => {
       let budget: Budget | undefined;
       if (rule.n !== undefined) {

@@ -12,7 +12,8 @@
  *   subscription filter policies.
  *
  * Differences from falcosidekick, all on purpose:
- * - never more than SNS's 10 attributes, the ones subscriptions filter on first (payload.ts);
+ * - never more than SNS's 10 attributes, the ones subscriptions filter on (namespace, pod, image)
+ *   right after the built-in ones so the cap does not drop them (order in payload.ts);
  * - empty strings are skipped (AWS refuses the whole message otherwise); numbers are sent as
  *   `Number` with their exact literal (int64 stays exact), or as `String` if SNS's Number range
  *   cannot hold them; an output field cannot replace a built-in attribute;
@@ -65,18 +66,26 @@ const schema = z.object({
   subject: goTemplate('subject').describe('A Go template for the Subject (e-mail subscriptions show it); empty for none.'),
   attributefields: stringList
     .default([])
-    .describe('Output fields sent as attributes, in this order, after priority, rule, source, hostname and tags; empty means the default order (docs/outputs/awssns.md).'),
+    .describe(
+      'Output fields sent as attributes, in this order, after priority, rule, source, hostname and tags (SNS keeps 10). Empty: priority, rule, source, hostname, k8s.ns.name, k8s.pod.name, container.image.repository, tags, then the other output fields by name, so the fields subscriptions filter on are kept.',
+    ),
   messagegroupid: goTemplate('messagegroupid').describe('FIFO topics: a Go template for MessageGroupId; empty means the rule.'),
 });
 type SnsConfig = z.infer<typeof schema>;
 
-/** Why the entries of a call did not go out; `stops` when the calls not yet started should not be. */
+/** Why the entries of a call did not go out; `stops` when the calls not yet made should not be. */
 interface Failure {
   entries: SnsEntry[];
   error: OutputError;
   /** SNS's error code. */
   code: string;
   stops: boolean;
+}
+
+/** One send(): its context, and the failure that stopped it, if any. */
+interface SendState {
+  readonly ctx: SendContext;
+  stop?: Failure;
 }
 
 class SnsOutput implements Output {
@@ -102,22 +111,22 @@ class SnsOutput implements Output {
     for (const item of batch) entries.push(await this.#entry(item));
     const calls = splitEntries(entries);
     let next = 0;
-    let stop: Failure | undefined;
+    // Shared by every call of this send, the one-by-one calls of a refused one included: after a
+    // throttled, failing or denied call, no other starts (they would meet the same answer).
+    const send: SendState = { ctx };
     // Standard topics: CALLS_AT_ONCE at a time. FIFO: one after the other, so that SNS receives the
     // batch in queue order (it keeps that order within a message group).
     const lane = async () => {
-      while (!stop && next < calls.length) {
-        const failures = await this.#publishBatch(calls[next++], ctx);
-        stop ??= failures.find((f) => f.stops);
-      }
+      while (!send.stop && !ctx.signal.aborted && next < calls.length) await this.#publishBatch(calls[next++], send);
     };
     await Promise.all(Array.from({ length: this.#fifo ? 1 : Math.min(CALLS_AT_ONCE, calls.length) }, lane));
-    // Calls not started after a throttled, failing or denied one: they fail the same way.
-    if (stop) ctx.failed(calls.slice(next).flat().map((e) => e.item), stop.error);
+    // Calls not made after a stopping failure fail the same way; after a timeout the pipeline fails them.
+    if (send.stop) ctx.failed(calls.slice(next).flat().map((e) => e.item), send.stop.error);
   }
 
   /** One PublishBatch call; reports each entry to the pipeline and returns the failures. */
-  async #publishBatch(entries: readonly SnsEntry[], ctx: SendContext): Promise<Failure[]> {
+  async #publishBatch(entries: readonly SnsEntry[], send: SendState): Promise<Failure[]> {
+    const { ctx } = send;
     const { signal } = ctx;
     // Ids only need to be unique within a call: the entry's index.
     const input = { TopicArn: this.config.topicarn, PublishBatchRequestEntries: entries.map((e, i) => ({ Id: String(i), ...e.entry })) };
@@ -134,9 +143,9 @@ class SnsOutput implements Output {
       // messages: publish them one by one, so that only that one fails, as with Publish.
       if (entries.length > 1 && error.reason === 'clientError' && !signal.aborted) {
         this.deps.logger.warn({ code: awsErrorCode(err), messages: entries.length }, `SNS refused a PublishBatch call (${error.message}); publishing its ${entries.length} messages one per call`);
-        return this.#oneByOne(entries, ctx, awsErrorCode(err));
+        return this.#oneByOne(entries, send, awsErrorCode(err));
       }
-      return [this.#report({ entries: [...entries], error, code: awsErrorCode(err), stops: error.retryable || error.reason === 'authError' }, ctx)];
+      return [this.#report({ entries: [...entries], error, code: awsErrorCode(err), stops: error.retryable || error.reason === 'authError' }, send)];
     }
     const succeeded = new Set((out.Successful ?? []).map((s) => s.Id));
     const failed = new Map((out.Failed ?? []).map((f) => [f.Id, f]));
@@ -152,7 +161,7 @@ class SnsOutput implements Output {
     });
     ctx.delivered(published.map((e) => e.item));
     if (published.length > 0) this.deps.logger.debug({ messageIds: (out.Successful ?? []).map((s) => s.MessageId) }, `SNS: published ${published.length} message(s)`);
-    return [...byCode.values()].map((f) => this.#report({ ...f, stops: f.error.retryable }, ctx));
+    return [...byCode.values()].map((f) => this.#report({ ...f, stops: f.error.retryable }, send));
   }
 
   /**
@@ -160,25 +169,30 @@ class SnsOutput implements Output {
    * code too, the refusal is not about one message (a topic that does not exist, a bad parameter
    * of the call): the rest fail the same way without being tried.
    */
-  async #oneByOne(entries: readonly SnsEntry[], ctx: SendContext, code: string): Promise<Failure[]> {
+  async #oneByOne(entries: readonly SnsEntry[], send: SendState, code: string): Promise<Failure[]> {
     const all: Failure[] = [];
     for (const [i, e] of entries.entries()) {
-      const failures = await this.#publishBatch([e], ctx);
-      all.push(...failures);
-      const stop = failures.find((f) => f.stops);
-      if (stop) return [...all, this.#report({ ...stop, entries: entries.slice(i + 1), stops: true }, ctx)];
+      // Stopped by this call's messages or by another call of the send (or timed out): the rest
+      // are not tried, and fail as the calls not made do.
+      if (send.stop || send.ctx.signal.aborted) {
+        if (send.stop) this.#report({ ...send.stop, entries: entries.slice(i) }, send);
+        return all;
+      }
+      all.push(...(await this.#publishBatch([e], send)));
       if (i === 1 && all.length === 2 && all.every((f) => f.code === code)) {
-        return [...all, this.#report({ ...all[0], entries: entries.slice(2), stops: true }, ctx)];
+        return [...all, this.#report({ ...all[0], entries: entries.slice(2), stops: true }, send)];
       }
     }
     return all;
   }
 
-  #report(f: Failure, ctx: SendContext): Failure {
-    ctx.failed(
+  /** Tells the pipeline these entries failed; the first failure that stops the send is kept. */
+  #report(f: Failure, send: SendState): Failure {
+    send.ctx.failed(
       f.entries.map((e) => e.item),
       f.error,
     );
+    if (f.stops) send.stop ??= f;
     return f;
   }
 

@@ -38,7 +38,8 @@ function snsNumber(literal: string): boolean {
 
 /**
  * Output fields people filter subscriptions on, sent right after the built-in attributes when no
- * `attributefields` list is set, so SNS's cap of 10 never drops them (docs/outputs/awssns.md).
+ * `attributefields` list is set, so SNS's cap of 10 never drops them (Falco's k8s rules print a
+ * dozen fields, and by name alone container.* and evt.* came first).
  */
 export const FILTERED_FIELDS = ['k8s.ns.name', 'k8s.pod.name', 'container.image.repository'];
 
