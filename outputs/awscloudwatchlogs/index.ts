@@ -26,7 +26,7 @@ import {
   type RejectedLogEventsInfo,
 } from '@aws-sdk/client-cloudwatch-logs';
 import { OutputError, bool, eventTimeMs, fitEventJson, type OutputType, type Output, type StoredEvent, type SendContext, type OutputDeps } from '../sdk/index.ts';
-import { awsSettingsShape, awsShared, setupAws, AWS_SECRETS, classifyAwsError, awsErrorCode, type AwsSetup } from '../sdk/aws/index.ts';
+import { awsSettingsShape, awsShared, AwsClient, AWS_SECRETS, classifyAwsError, awsErrorCode } from '../sdk/aws/index.ts';
 
 /** PutLogEvents limits (CloudWatch Logs API reference, "PutLogEvents"). */
 export const LIMITS = {
@@ -98,7 +98,7 @@ class CloudWatchLogsOutput implements Output {
   readonly stream: string;
   readonly #logger: OutputDeps['logger'];
   /** Built by setup(), with the credentials it resolved. */
-  #aws?: { setup: AwsSetup; client: CloudWatchLogsClient };
+  readonly #aws = new AwsClient('CloudWatch Logs', (o) => new CloudWatchLogsClient(o));
   /** Set once the stream is known to exist (created, or found already there). */
   #ready: Promise<void> | undefined;
   #recreating: Promise<void> | undefined;
@@ -119,22 +119,11 @@ class CloudWatchLogsOutput implements Output {
     }
   }
 
-  async setup(signal: AbortSignal): Promise<void> {
-    const setup = await setupAws(this.deps.name, this.config, this.#logger, signal);
-    // A set-up the pipeline has given up on (its timeout, a stop) must not replace the client of
-    // the one after it, nor outlive close().
-    if (signal.aborted) {
-      setup.close();
-      throw new Error('set-up was cancelled');
-    }
-    const previous = this.#aws;
-    this.#aws = { setup, client: new CloudWatchLogsClient({ ...setup.client }) };
-    previous?.client.destroy();
-    previous?.setup.close();
+  setup(signal: AbortSignal): Promise<void> {
+    return this.#aws.setup(this.deps.name, this.config, this.#logger, signal);
   }
 
   get #client(): CloudWatchLogsClient {
-    if (!this.#aws) throw new OutputError('CloudWatch Logs: the output is not set up, or already closed', { reason: 'other', retryable: true });
     return this.#aws.client;
   }
 
@@ -325,9 +314,7 @@ class CloudWatchLogsOutput implements Output {
   }
 
   async close(): Promise<void> {
-    this.#aws?.client.destroy();
-    this.#aws?.setup.close();
-    this.#aws = undefined;
+    this.#aws.close();
   }
 }
 

@@ -42,7 +42,7 @@ import {
   type FalcoEvent,
   type GoTemplate,
 } from '../sdk/index.ts';
-import { awsSettingsShape, awsShared, setupAws, AWS_SECRETS, classifyAwsError, awsErrorCode, isThrottlingCode, type AwsSetup } from '../sdk/aws/index.ts';
+import { awsSettingsShape, awsShared, AwsClient, AWS_SECRETS, classifyAwsError, awsErrorCode, isThrottlingCode } from '../sdk/aws/index.ts';
 import { SNS_LIMITS, messageAttributes, attributesBytes, fifoId, deduplicationId, cleanSubject, splitEntries, type SnsEntry } from './payload.ts';
 
 /**
@@ -90,7 +90,7 @@ interface SendState {
 
 class SnsOutput implements Output {
   readonly #fifo: boolean;
-  #aws?: { setup: AwsSetup; client: SNSClient };
+  readonly #aws = new AwsClient('SNS', (o) => new SNSClient(o));
   #warnedCap = false;
 
   constructor(
@@ -100,10 +100,8 @@ class SnsOutput implements Output {
     this.#fifo = config.topicarn.endsWith('.fifo');
   }
 
-  async setup(): Promise<void> {
-    const setup = await setupAws(this.deps.name, this.config, this.deps.logger);
-    await this.close();
-    this.#aws = { setup, client: new SNSClient({ ...setup.client }) };
+  setup(signal: AbortSignal): Promise<void> {
+    return this.#aws.setup(this.deps.name, this.config, this.deps.logger, signal);
   }
 
   async send(batch: readonly StoredEvent[], ctx: SendContext): Promise<void> {
@@ -136,7 +134,7 @@ class SnsOutput implements Output {
     }
     let out: PublishBatchCommandOutput;
     try {
-      out = await this.#aws!.client.send(new PublishBatchCommand(input), { abortSignal: signal });
+      out = await this.#aws.client.send(new PublishBatchCommand(input), { abortSignal: signal });
     } catch (err) {
       const error = classifyAwsError(err, `SNS PublishBatch to ${this.config.topicarn}`);
       // A refused call (not throttling, access or the network) may be refused for one of its
@@ -263,9 +261,7 @@ class SnsOutput implements Output {
   }
 
   async close(): Promise<void> {
-    this.#aws?.client.destroy();
-    this.#aws?.setup.close();
-    this.#aws = undefined;
+    this.#aws.close();
   }
 }
 

@@ -326,7 +326,7 @@ export class DeliveryWorker {
         });
         const byEvent = new Map(pending.map((i) => [i.event, i]));
         if (out.delivered.length > 0) this.#succeeded(out.delivered.map((e) => byEvent.get(e)!), summary);
-        const retry: Item[] = [];
+        const retry = new Set<Item>();
         let retryAfterMs: number | undefined;
         for (const f of out.failed) {
           const items = f.events.map((e) => byEvent.get(e)!);
@@ -335,12 +335,14 @@ export class DeliveryWorker {
           for (const it of items) {
             // A destination that asks us to slow down is not failing: 429s do not use up attempts.
             if (f.error.reason !== 'rateLimited') it.attempts++;
-            (f.error.retryable && it.attempts < delivery.attempts ? retry : final).push(it);
+            if (f.error.retryable && it.attempts < delivery.attempts) retry.add(it);
+            else final.push(it);
           }
           if (final.length > 0) await this.#deadLetter(final, f.error, summary);
           if (f.error.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, f.error.retryAfterMs);
         }
-        pending = retry;
+        // In batch order, not grouped by error: a FIFO destination gets the retries in queue order.
+        pending = pending.filter((it) => retry.has(it));
         if (pending.length === 0) break;
         for (const it of pending) it.run.failedAt(it);
         if (retryAfterMs !== undefined) {

@@ -290,6 +290,22 @@ describe('worker', () => {
     assert.match(failed.find((l) => l.includes('busy'))!, /"uuid":"[0-9a-f-]{36}"/, 'the log line names the alert');
   });
 
+  test('retries the failed events in queue order, whatever order their errors came in (FIFO destinations)', async () => {
+    const calls: number[][] = [];
+    const { clock, enqueue } = start({
+      async send(batch, ctx) {
+        calls.push(markers(batch));
+        if (ctx.attempt > 1) return;
+        const by = (n: number) => batch.filter((e) => markerOf(e.json) === n);
+        ctx.failed(by(4), new OutputError('throttled', { reason: 'serverError', retryable: true }));
+        ctx.failed(by(1), new OutputError('internal', { reason: 'serverError', retryable: true }));
+      },
+    });
+    await enqueue(0, 1, 2, 3, 4, 5);
+    await clock.advance(5000);
+    assert.deepEqual(calls, [[0, 1, 2, 3, 4, 5], [1, 4]]);
+  });
+
   test('backs off (doubling from initialdelay) and dead-letters after the last attempt', async () => {
     const at: number[] = [];
     const { clock, queue, enqueue } = start(

@@ -16,6 +16,7 @@ import { STSClient, AssumeRoleCommand, GetCallerIdentityCommand, type STSClientC
 import { bool, optionalHttpUrl } from '../../../src/config/fields.ts';
 import type { FalcosidekickSection, OutputLogger } from '../contract.ts';
 import { awsErrorCode } from './errors.ts';
+import { OutputError } from '../../../src/errors.ts';
 
 /** falcosidekick's shared `aws.*` keys (env AWS_REGION, AWS_ACCESSKEYID, …, AWS_CHECKIDENTITY), plus aws.stsendpoint. */
 const sharedShape = {
@@ -166,5 +167,42 @@ async function sdkRegion(): Promise<string> {
     return '';
   } finally {
     probe.destroy();
+  }
+}
+
+/**
+ * An AWS output's SDK client, built by its set-up with the credentials that set-up resolved. A
+ * set-up the pipeline has given up on (its timeout, a stop) does not replace the client of the one
+ * after it; a send before set-up or after close fails as retryable rather than with a TypeError.
+ */
+export class AwsClient<C extends { destroy(): void }> {
+  #current?: { setup: AwsSetup; client: C };
+
+  constructor(
+    private readonly what: string,
+    private readonly make: (options: AwsClientOptions) => C,
+  ) {}
+
+  async setup(name: string, cfg: AwsSettings, logger: OutputLogger, signal: AbortSignal): Promise<void> {
+    const setup = await setupAws(name, cfg, logger, signal);
+    if (signal.aborted) {
+      setup.close();
+      throw new Error('set-up was cancelled');
+    }
+    const previous = this.#current;
+    this.#current = { setup, client: this.make(setup.client) };
+    previous?.client.destroy();
+    previous?.setup.close();
+  }
+
+  get client(): C {
+    if (!this.#current) throw new OutputError(`${this.what}: the output is not set up, or already closed`, { reason: 'other', retryable: true });
+    return this.#current.client;
+  }
+
+  close(): void {
+    this.#current?.client.destroy();
+    this.#current?.setup.close();
+    this.#current = undefined;
   }
 }
