@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Behaviour, Conformance } from '../sdk/testkit/conformance.ts';
 import { startStsFake } from '../sdk/testkit/sts-fake.ts';
 import { markerOf } from '../../test/fixtures/events.ts';
-import { isolateAwsEnv, startLogsFake } from './fake.ts';
+import { startLogsFake } from './fake.ts';
+import { isolateAwsEnv } from '../sdk/testkit/aws-fake.ts';
 
 const GROUP = 'conformance';
 

@@ -17,20 +17,6 @@ import type { ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { startFakeServer, Budget, type FakeRequest } from '../sdk/testkit/aws-fake.ts';
 
-/**
- * Keeps the developer's own AWS setup (profile, region, keys, endpoint overrides) out of a test
- * process, so the SDK sees only what the test configures. Also quiets the SDK's warning about this
- * machine's Node 20 (the image runs Node 24).
- */
-export function isolateAwsEnv(): void {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
-  process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
-  for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_CLOUDWATCH_LOGS', 'AWS_ENDPOINT_URL_STS']) {
-    delete process.env[k];
-  }
-}
-
 export const MAX_EVENTS = 10_000;
 export const MAX_BYTES = 1_048_576;
 export const EVENT_OVERHEAD = 26;

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Behaviour, Conformance } from '../sdk/testkit/conformance.ts';
 import { startStsFake } from '../sdk/testkit/sts-fake.ts';
-import { startSnsFake, isolateAwsEnv, type MessageRequest } from './fake.ts';
+import { startSnsFake, type MessageRequest } from './fake.ts';
+import { isolateAwsEnv } from '../sdk/testkit/aws-fake.ts';
 
 isolateAwsEnv();
 

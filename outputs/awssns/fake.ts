@@ -102,20 +102,6 @@ export interface SnsFake {
   close(): Promise<void>;
 }
 
-/**
- * Keeps this machine's AWS setup out of a test process: no profile, config file, keys, region or
- * endpoint variables, so the SDK sees only what the test configures (and no Node-version warning
- * on this machine's Node 20).
- */
-export function isolateAwsEnv(): void {
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
-  process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
-  for (const k of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_SNS', 'AWS_ENDPOINT_URL_STS']) {
-    delete process.env[k];
-  }
-}
-
 const ATTR_NAME = /^[A-Za-z0-9_\-.]{1,256}$/;
 const NUMBER = /^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 const FIFO_ID = /^[\x21-\x7e]{1,128}$/;

@@ -94,3 +94,16 @@ export class Budget {
     return true;
   }
 }
+
+/**
+ * Keeps the developer's own AWS setup (profile, keys, region, endpoints) out of a test process, so
+ * the SDK sees only what a test configures.
+ */
+export function isolateAwsEnv(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  process.env.AWS_CONFIG_FILE = '/nonexistent/aws-config';
+  process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/aws-credentials';
+  for (const k of Object.keys(process.env)) {
+    if (/^AWS_(REGION|DEFAULT_REGION|PROFILE|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|ENDPOINT_URL\w*)$/.test(k)) delete process.env[k];
+  }
+}
