@@ -54,7 +54,7 @@ export function referenceBlocks(types: readonly OutputType[]): Map<string, strin
     const key = (f: Field) => (fk ? `${sharedKeys.has(f.path) ? `${fk.shared!.prefix}` : fk.prefix}.${f.path}` : f.path);
     const env = (f: Field) => (fk ? envName(key(f)) : '');
     const lines = [
-      `Native: \`type: ${t.type}\` under \`outputs:\`, with the keys below${fk ? ` (without the \`${fk.prefix}.\` prefix)` : ''}.`,
+      `Native: \`type: ${t.type}\` under \`outputs:\`, with the keys below${fk ? ` (without the \`${fk.prefix}.\`${fk.shared ? ` or \`${fk.shared.prefix}.\`` : ''} prefix)` : ''}.`,
       fk
         ? `falcosidekick: the \`${fk.prefix}\` section, enabled by \`${fk.prefix}.${fk.enabledBy}\`, makes one instance named \`${t.type}\`.` +
           (sharedKeys.size > 0 ? ` Keys shown as \`${fk.shared!.prefix}.*\` are shared by every ${fk.shared!.prefix.toUpperCase()} output and may also be set per output.` : '')

@@ -50,6 +50,13 @@ export class BadRequestError extends RouterError {
 export class QueueUnavailableError extends RouterError {
   readonly code = 'FR_ERR_QUEUE_UNAVAILABLE';
   name = 'QueueUnavailableError';
+  /** @param outputs the outputs whose events were not stored, when the others' were; absent: none was stored. */
+  constructor(
+    message: string,
+    readonly outputs?: ReadonlySet<string>,
+  ) {
+    super(message);
+  }
 }
 
 export class HandBack extends RouterError {

@@ -11,7 +11,7 @@ export const deliverySchema = z
     attempts: int(1, 10_000).default(10).describe('Attempts per alert before it is dead-lettered.'),
     initialdelay: duration.prefault('1s').describe('First retry delay; doubles per attempt with jitter (half fixed, half random).'),
     maxdelay: duration.prefault('5m').describe('Cap of the retry delay.'),
-    timeout: duration.prefault('10s').describe('Limit for one attempt (one send of a batch), set-up excepted (at least 30 s).'),
+    timeout: duration.prefault('10s').describe('Limit for one attempt (one send of a batch). A set-up try gets this too, but at least 30 s.'),
     concurrency: int(1, 1000).optional().describe('Sends in flight for this instance; the type default when absent.'),
     ratelimit: z.coerce
       .number({ message: 'must be a number' })
@@ -38,7 +38,7 @@ export const instanceSchema = z.object({
     .string({ message: 'is required' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { message: 'may hold only letters, digits, _ . and - (and must start with a letter or digit)' })
     .describe('Unique; letters, digits, _ . -. Used in logs, metrics and the dead-letter API. A falcosidekick section is named after its type.'),
-  type: z.string({ message: 'is required' }).describe('The output type.'),
+  type: z.string({ message: 'is required' }).describe('The output type: one of the types in docs/outputs/.'),
   minimumpriority: minimumPriority.describe(
     'The lowest priority this output receives; "" means all. Unlike falcosidekick, `info` is accepted and a typo is an error, not "everything".',
   ),
@@ -64,7 +64,7 @@ export const globalSchema = z.strictObject({
         ),
     })
     .prefault({}),
-  debug: bool.default(false).describe('Logs every accepted payload and every payload sent, at debug level.'),
+  debug: bool.default(false).describe('Sets the log level to debug and logs every accepted payload (and the requests of the outputs that log theirs).'),
   customfields: stringMap.default({}).describe('Added to (overwriting) output_fields. Env values `%NAME` are read from the variable NAME.'),
   customtags: stringList.default([]).describe('Appended to tags.'),
   templatedfields: stringMap
@@ -78,9 +78,9 @@ export const globalSchema = z.strictObject({
   mutualtlsfilespath: z.string().default('/etc/certs').describe('Holds client.crt, client.key and ca.crt for outputs with mutualtls: true.'),
   mutualtlsclient: z
     .strictObject({
-      certfile: z.string().default('').describe('Overrides <mutualtlsfilespath>/client.crt.'),
-      keyfile: z.string().default('').describe('Overrides <mutualtlsfilespath>/client.key.'),
-      cacertfile: z.string().default('').describe('Overrides <mutualtlsfilespath>/ca.crt.'),
+      certfile: z.string().default('').describe('Overrides `<mutualtlsfilespath>/client.crt`.'),
+      keyfile: z.string().default('').describe('Overrides `<mutualtlsfilespath>/client.key`.'),
+      cacertfile: z.string().default('').describe('Overrides `<mutualtlsfilespath>/ca.crt`.'),
     })
     .prefault({}),
   tlsclient: z.strictObject({ cacertfile: z.string().default('').describe('An extra CA trusted by every HTTP output.') }).prefault({}),
@@ -134,7 +134,7 @@ export const globalSchema = z.strictObject({
         .string()
         .default('')
         .describe(
-          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need Authorization: Bearer <token>, except over mutual TLS with a verified client certificate. Never asked on /healthz, /ping, /ready, /metrics.',
+          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need `Authorization: Bearer <token>`, except over mutual TLS with a verified client certificate. Never asked on /healthz, /ping, /ready, /metrics; /ready shows error texts only with it.',
         ),
       tokenfile: z.string().default('').describe('A file holding the token (a mounted Secret); read at start and on reload.'),
     })

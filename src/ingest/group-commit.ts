@@ -6,11 +6,12 @@
  * 4,300 req/s against 3,000 with two in flight): bigger groups mean fewer BullMQ jobs to run.
  */
 import type { QueueDriver } from '../queue/types.ts';
+import { QueueUnavailableError } from '../errors.ts';
 
 interface Group {
   perOutput: Map<string, string[]>;
   events: number;
-  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+  waiters: Array<{ outputs: readonly string[]; resolve: () => void; reject: (err: unknown) => void }>;
 }
 
 export class GroupCommit {
@@ -24,7 +25,10 @@ export class GroupCommit {
     private readonly maxInflight = 1,
   ) {}
 
-  /** Resolves when every delivery is stored; rejects with the queue's error when none is. */
+  /**
+   * Resolves when every delivery is stored; rejects with the queue's error when one of them is not.
+   * A write that stored the group for some outputs only fails just the requests of the others.
+   */
   submit(deliveries: ReadonlyArray<readonly [output: string, json: string]>): Promise<void> {
     if (deliveries.length === 0) return Promise.resolve();
     const g = (this.#pending ??= { perOutput: new Map(), events: 0, waiters: [] } as Group);
@@ -34,7 +38,7 @@ export class GroupCommit {
       else g.perOutput.set(output, [json]);
     }
     g.events += deliveries.length;
-    const done = new Promise<void>((resolve, reject) => g.waiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => g.waiters.push({ outputs: deliveries.map(([o]) => o), resolve, reject }));
     if (g.events >= this.maxEvents) this.#flush();
     else this.#schedule();
     return done;
@@ -58,7 +62,10 @@ export class GroupCommit {
       .enqueue(g.perOutput, Date.now())
       .then(
         () => g.waiters.forEach((w) => w.resolve()),
-        (err) => g.waiters.forEach((w) => w.reject(err)),
+        (err) => {
+          const failed = err instanceof QueueUnavailableError ? err.outputs : undefined;
+          for (const w of g.waiters) (failed && !w.outputs.some((o) => failed.has(o)) ? w.resolve : w.reject)(err);
+        },
       )
       .finally(() => {
         this.#inflight--;

@@ -127,8 +127,8 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       if (!(err instanceof QueueUnavailableError)) throw err;
       metrics.rejected.inc({ reason: 'queueUnavailable' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
-      repeats.log('error', { err: err.message }, `event not stored; answered 503: ${err.message}`);
-      return text(reply, 503, `Service Unavailable: the event was not stored: ${err.message}\n`);
+      repeats.log('error', { err: err.message }, `event may not be stored; answered 503: ${err.message}`);
+      return text(reply, 503, `Service Unavailable: the event may not be stored: ${err.message}\n`);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });
     metrics.falcoEvents.inc({

@@ -42,14 +42,20 @@ export class MemoryQueue implements QueueDriver {
   }
 
   async enqueue(perOutput: ReadonlyMap<string, readonly string[]>, acceptedAt: number): Promise<void> {
-    // Check every bound first, so a group is stored whole or not at all.
+    // Each output's bound on its own: a full queue refuses only what goes to that output.
+    const full = new Set<string>();
     for (const [output, events] of perOutput) {
-      const q = this.#q(output);
-      if (q.events + events.length > this.maxEventsPerOutput) {
-        throw new QueueUnavailableError(`the memory queue of output "${output}" is full (${q.events} events waiting; queue.maxevents is ${this.maxEventsPerOutput})`);
-      }
+      if (this.#q(output).events + events.length > this.maxEventsPerOutput) full.add(output);
+      else this.#push(output, [...events], acceptedAt);
     }
-    for (const [output, events] of perOutput) this.#push(output, [...events], acceptedAt);
+    if (full.size > 0) {
+      const [first] = full;
+      const stored = perOutput.size - full.size;
+      throw new QueueUnavailableError(
+        `the memory queue of output "${first}" is full (${this.#q(first).events} events waiting; queue.maxevents is ${this.maxEventsPerOutput})${stored > 0 ? `; stored for ${stored} of ${perOutput.size} outputs` : ''}`,
+        full,
+      );
+    }
   }
 
   #push(output: string, events: string[], acceptedAt: number): void {

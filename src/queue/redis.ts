@@ -121,7 +121,7 @@ export class RedisQueue implements QueueDriver {
       if (await counted) await Promise.all(failed.map(([output, events]) => this.#conn.decrby(this.#depthKey(output), events.length))).catch(() => {});
       const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error;
       const stored = entries.length - failed.length;
-      throw new QueueUnavailableError(`Redis did not store the events: ${reason.message}${stored > 0 ? ` (stored for ${stored} of ${entries.length} outputs)` : ''}`);
+      throw new QueueUnavailableError(`Redis did not store the events: ${reason.message}${stored > 0 ? ` (stored for ${stored} of ${entries.length} outputs)` : ''}`, new Set(failed.map(([o]) => o)));
     }
     await counted;
   }

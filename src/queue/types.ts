@@ -43,7 +43,10 @@ export interface Consumer {
 
 export interface QueueDriver {
   readonly kind: 'memory' | 'redis';
-  /** Stores every output's events; resolves once stored (with Redis: written to Redis). */
+  /**
+   * Stores every output's events; resolves once stored (with Redis: written to Redis). Throws
+   * QueueUnavailableError, naming the outputs not stored when the others were.
+   */
   enqueue(perOutput: ReadonlyMap<string, readonly string[]>, acceptedAt: number): Promise<void>;
   consume(output: string, concurrency: number, handler: JobHandler): Consumer;
   deadLetter(entries: readonly Omit<DeadLetter, 'id'>[]): Promise<void>;

@@ -215,10 +215,31 @@ outputs:
     for (let i = 0; i < 8; i++) statuses.push((await r.post(falcoEvent(i))).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 503, 503, 503]);
     const res = await r.post(F6);
-    assert.match(res.body, /^Service Unavailable: the event was not stored: the memory queue of output "hook" is full/);
+    assert.match(res.body, /^Service Unavailable: the event may not be stored: the memory queue of output "hook" is full/);
     assert.match(await (await fetch(`${r.url}/metrics`)).text(), /falco_router_events_rejected_total\{reason="queueUnavailable"\} 4/);
     await r.stop();
     await down.close();
+  });
+
+  test('memory driver: a full queue refuses only what goes to that output; alerts written in the same round trip for others are stored', async () => {
+    const down = await startHttpSink([{ status: 503 }]);
+    const up = await startHttpSink();
+    const r = await startTestRouter(`queue: { driver: memory, maxevents: 3 }
+outputs:
+  - { name: hook, type: webhook, address: "${down.url}", minimumpriority: critical, delivery: { attempts: 1000, initialdelay: 1s } }
+  - { name: up, type: webhook, address: "${up.url}" }`);
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await r.post(falcoEvent(i, 'Critical'))).status, 200);
+      // Sent together, so that they share a queue write with a refused one.
+      const statuses = await Promise.all([10, 11, 12, 13].map((n) => r.post(falcoEvent(n, n % 2 === 0 ? 'Warning' : 'Critical')).then((x) => x.status)));
+      assert.deepEqual(statuses, [200, 503, 200, 503], 'Warning alerts (not for the full output) are stored');
+      await waitFor(() => up.delivered().length === 7, 10_000, 'every alert at the healthy output');
+      assert.deepEqual(up.delivered().map(markerOf).sort((a, b) => a - b), [0, 1, 2, 10, 11, 12, 13], 'a 503 alert still reached the output that had room');
+    } finally {
+      await r.stop();
+      await down.close();
+      await up.close();
+    }
   });
 
   test('redis driver answers 503 while Redis is down and 200 again once it is back', async () => {
@@ -231,7 +252,7 @@ outputs:
     await own.stop(true);
     const down = await r.post(falcoEvent(2));
     assert.equal(down.status, 503);
-    assert.match(down.body, /the event was not stored/);
+    assert.match(down.body, /the event may not be stored/);
     assert.equal((await fetch(`${r.url}/ready`)).status, 503);
     await own.start();
     await waitFor(async () => (await r.post(falcoEvent(3))).status === 200, 15_000, 'ingest to recover');
