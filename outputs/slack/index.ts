@@ -1,8 +1,9 @@
 /**
  * Slack (Incoming Webhook): falcosidekick's attachment message (payload.ts), plus flood control:
- * the pipeline sends at most `delivery.ratelimit` messages a second and hands the alerts beyond
+ * the pipeline starts at most `delivery.ratelimit` sends a second and hands the alerts beyond
  * `delivery.summarizeabove` to sendSummary(), one message with a "N more alerts for rule X in the
- * last M minutes" attachment per rule.
+ * last M minutes" attachment per rule. A send posts one message per alert, so the rate is one of
+ * messages only with maxbatch 1 (the default): a batch of 10 is posted at once.
  *
  * Sent with the SDK's HttpTarget (undici), not @slack/webhook: IncomingWebhook.send() takes no
  * AbortSignal, exposes neither Retry-After nor the TLS settings (checkcert, mutualtls), and writes
