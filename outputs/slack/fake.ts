@@ -1,7 +1,8 @@
 /**
  * A local Slack Incoming Webhook. It serves one secret webhook path, records every request (with
  * its arrival time and parsed JSON), and answers from a script like Slack does: `ok`, 429 with
- * Retry-After, 5xx, 4xx with Slack's error word (`invalid_token`, `channel_not_found`, …).
+ * Retry-After, 5xx, 4xx with Slack's error word (`invalid_token`, `channel_not_found`, …; the
+ * words and statuses of api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks).
  * The script is used in order and its last reply repeats. Like Slack, it answers a wrong path with
  * 404 `no_service`, a body that is not JSON with 400 `invalid_payload`, and a message with neither
  * text nor attachments with 400 `no_text` (these do not use the script).
@@ -16,11 +17,22 @@ export type SlackReply = Reply;
 export const slackReplies = {
   ok: (): SlackReply => ({ status: 200, body: 'ok' }),
   rateLimited: (retryAfterSeconds: number): SlackReply => ({ status: 429, body: 'rate_limited', headers: { 'retry-after': String(retryAfterSeconds) } }),
-  serverError: (status = 500): SlackReply => ({ status, body: 'internal_error' }),
-  invalidToken: (): SlackReply => ({ status: 403, body: 'invalid_token' }),
-  channelNotFound: (): SlackReply => ({ status: 404, body: 'channel_not_found' }),
+  serverError: (status = 500): SlackReply => ({ status, body: 'rollup_error' }),
   invalidPayload: (): SlackReply => ({ status: 400, body: 'invalid_payload' }),
+  userNotFound: (): SlackReply => ({ status: 400, body: 'user_not_found' }),
+  invalidToken: (): SlackReply => ({ status: 403, body: 'invalid_token' }),
+  actionProhibited: (): SlackReply => ({ status: 403, body: 'action_prohibited' }),
+  channelNotFound: (): SlackReply => ({ status: 404, body: 'channel_not_found' }),
+  noService: (): SlackReply => ({ status: 404, body: 'no_service' }),
+  channelIsArchived: (): SlackReply => ({ status: 410, body: 'channel_is_archived' }),
 };
+
+/** The `test.n` marker of a message about falcoEvent(n): its output line ends `n=<n>)`. */
+export function markerOfMessage(message: { attachments?: Array<{ fallback?: string }> }): number {
+  const m = /\bn=(\d+)\)$/.exec(message.attachments?.[0]?.fallback ?? '');
+  if (!m) throw new Error(`no marker in ${JSON.stringify(message).slice(0, 200)}`);
+  return Number(m[1]);
+}
 
 export interface SlackRequest {
   /** Arrival time, epoch ms. */
@@ -32,8 +44,10 @@ export interface SlackRequest {
   raw: string;
   /** The parsed body, or undefined when it was not JSON. */
   json: any;
-  /** What the fake answered. */
+  /** What the fake answered, or will answer when its reply is delayed. */
   status: number;
+  /** False while a delayed answer has not gone out, or when the client gave up before it did. */
+  readonly answered: boolean;
 }
 
 export interface FakeSlack {
@@ -46,7 +60,7 @@ export interface FakeSlack {
   port: number;
   /** The requests so far (a fresh snapshot on each read). */
   readonly requests: SlackRequest[];
-  /** Parsed bodies of the messages Slack accepted (2xx), in arrival order. */
+  /** Parsed bodies of the messages Slack accepted (a 2xx that went out), in arrival order. */
   messages(): any[];
   script(replies: SlackReply[]): void;
   close(): Promise<void>;
@@ -79,7 +93,21 @@ export async function startFakeSlack(replies: SlackReply[] = [slackReplies.ok()]
   const seen = new WeakMap<Recorded, SlackRequest>();
   const view = (r: Recorded): SlackRequest => {
     let v = seen.get(r);
-    if (!v) seen.set(r, (v = { at: r.at, method: r.method, path: r.url, headers: r.headers, raw: r.body, json: parse(r.body), status: r.status }));
+    if (!v) {
+      v = {
+        at: r.at,
+        method: r.method,
+        path: r.url,
+        headers: r.headers,
+        raw: r.body,
+        json: parse(r.body),
+        status: r.status,
+        get answered() {
+          return r.answered;
+        },
+      };
+      seen.set(r, v);
+    }
     return v;
   };
   return {
@@ -90,7 +118,8 @@ export async function startFakeSlack(replies: SlackReply[] = [slackReplies.ok()]
     get requests() {
       return sink.requests.map(view);
     },
-    messages: () => sink.requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => view(r).json),
+    // A hung reply has a 2xx status but never reached the router: not a message Slack took.
+    messages: () => sink.requests.filter((r) => r.answered && r.status >= 200 && r.status < 300).map((r) => view(r).json),
     script: (r) => sink.script(r),
     close: () => sink.close(),
   };

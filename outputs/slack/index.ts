@@ -1,8 +1,9 @@
 /**
  * Slack (Incoming Webhook): falcosidekick's attachment message (payload.ts), plus flood control:
- * the pipeline sends at most `delivery.ratelimit` messages a second and hands the alerts beyond
+ * the pipeline starts at most `delivery.ratelimit` sends a second and hands the alerts beyond
  * `delivery.summarizeabove` to sendSummary(), one message with a "N more alerts for rule X in the
- * last M minutes" attachment per rule.
+ * last M minutes" attachment per rule. A send posts one message per alert, so the rate is one of
+ * messages only with maxbatch 1 (the default): a batch of 10 is posted at once.
  *
  * Sent with the SDK's HttpTarget (undici), not @slack/webhook: IncomingWebhook.send() takes no
  * AbortSignal, exposes neither Retry-After nor the TLS settings (checkcert, mutualtls), and writes
@@ -11,6 +12,7 @@
 import { z } from 'zod';
 import {
   HttpTarget,
+  OutputError,
   httpUrl,
   bool,
   goTemplate,
@@ -74,11 +76,25 @@ class SlackOutput implements Output {
     return this.target.setup();
   }
 
+  /**
+   * One message per alert, each reported as it goes out, so a retry after the third message of a
+   * batch starts at the third. A 400 (invalid_payload) refuses that message, not the webhook: the
+   * batch goes on. Any other failure (a revoked webhook, an archived channel, a 429, an outage)
+   * would hold for every later message too, so it ends the send and fails them all at once.
+   */
   async send(batch: readonly StoredEvent[], ctx: SendContext): Promise<void> {
     for (const item of batch) {
       const ev = item.event;
       const text = this.#template ? await this.#template.renderOrEmpty(payloadData(ev), (msg, extra) => this.deps.logger.warn(extra, msg)) : undefined;
-      await this.#post(slackPayload(ev, this.#look, text || undefined), ctx.signal);
+      try {
+        await this.#post(slackPayload(ev, this.#look, text || undefined), ctx.signal);
+      } catch (err) {
+        if (err instanceof OutputError && err.status === 400) {
+          ctx.failed([item], err);
+          continue;
+        }
+        throw err;
+      }
       ctx.delivered([item]);
     }
   }
