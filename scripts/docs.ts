@@ -59,7 +59,7 @@ export function referenceBlocks(types: readonly OutputType[]): Map<string, strin
         ? `falcosidekick: the \`${fk.prefix}\` section, enabled by \`${fk.prefix}.${fk.enabledBy}\`, makes one instance named \`${t.type}\`.` +
           (sharedKeys.size > 0 ? ` Keys shown as \`${fk.shared!.prefix}.*\` are shared by every ${fk.shared!.prefix.toUpperCase()} output and may also be set per output.` : '')
         : 'No falcosidekick section (falcosidekick has no such output).',
-      `Defaults of this type: maxbatch ${t.defaults.maxBatch}, concurrency ${t.defaults.concurrency}, linger ${t.defaults.linger ?? 0} ms, ratelimit ${t.defaults.rateLimit ?? 0}/s, summarizeabove ${t.defaults.summarizeAbove ?? 0}.`,
+      `Defaults of this type: maxbatch ${t.defaults.maxBatch}${t.defaults.maxBatchLimit ? ` (at most ${t.defaults.maxBatchLimit}: one call per alert)` : ''}, concurrency ${t.defaults.concurrency}, linger ${t.defaults.linger ?? 0} ms, ratelimit ${t.defaults.rateLimit ?? 0}/s, summarizeabove ${t.defaults.summarizeAbove ?? 0}.`,
       '',
       table(own, key, env, t.secrets),
     ];

@@ -70,6 +70,11 @@ export interface OutputDeps {
 export interface OutputDefaults {
   /** Most events one send() receives. */
   maxBatch: number;
+  /**
+   * The largest delivery.maxbatch the type takes. 1 for outputs that make one call per event, so
+   * that delivery.ratelimit (sends per second) counts their calls.
+   */
+  maxBatchLimit?: number;
   /** Milliseconds a part-full batch may wait for more events; 0 when absent. */
   linger?: number;
   /** Concurrent send() calls for one instance. */

@@ -83,7 +83,9 @@ export class HttpTarget {
     if (OK.has(answer.status)) return answer;
     const info = classifyStatus(answer.status);
     if (info.retryable) info.retryAfterMs = parseRetryAfter(answer.headers['retry-after']);
-    const detail = answer.body.trim().slice(0, 300);
+    // Kept long: the pipeline shortens error texts only after redacting them, so that a cut cannot
+    // leave the start of a secret the answer echoed.
+    const detail = answer.body.trim().slice(0, 4096);
     throw new OutputError(`${method} ${url} answered ${answer.status}${detail ? `: ${detail}` : ''}`, info);
   }
 

@@ -120,7 +120,7 @@ export const slack: OutputType<typeof schema> = {
   secrets: ['webhookurl'],
   // One message at a time, in order, about one a second (Slack's documented webhook rate); a backlog
   // beyond 50 messages (about a minute behind) is summarised rather than posted one by one.
-  defaults: { maxBatch: 1, concurrency: 1, rateLimit: 1, summarizeAbove: 50 },
+  defaults: { maxBatch: 1, maxBatchLimit: 1, concurrency: 1, rateLimit: 1, summarizeAbove: 50 },
   falcosidekick: { prefix: 'slack', enabledBy: 'webhookurl' },
   create: (config, deps) =>
     new SlackOutput(config, new HttpTarget({ url: config.webhookurl, checkcert: config.checkcert, mutualtls: config.mutualtls, tls: deps.tls, connections: deps.concurrency }), deps),

@@ -534,21 +534,6 @@ describe('through the router', () => {
     });
   });
 
-  test('a batch that fails at its third message is retried from the third: no message is posted twice', async (t) => {
-    const fake = await fakeSlack(t, [slackReplies.ok(), slackReplies.ok(), slackReplies.serverError(503), slackReplies.ok()]);
-    const delivery = `${FAST}, ratelimit: 0, maxbatch: 5, linger: 1s, summarizeabove: 0`;
-    await withRouter(`outputs:\n  - { name: team-a, type: slack, webhookurl: "${fake.url}", delivery: { ${delivery} } }\n`, async (r) => {
-      for (let i = 1; i <= 5; i++) assert.equal((await r.post(falcoEvent(i))).status, 200);
-      await waitFor(() => fake.messages().length === 5, 5000, 'five messages');
-      assert.deepEqual(fake.messages().map(markerOfMessage), [1, 2, 3, 4, 5]);
-      assert.deepEqual(fake.requests.map((q) => q.status), [200, 200, 503, 200, 200, 200]);
-      const failed = r.logs.filter((l) => l.includes('delivery attempt failed'));
-      assert.equal(failed.length, 1);
-      assert.match(failed[0], /"events":3,/, 'only the three unsent alerts failed');
-      assert.equal(await r.metric('falco_router_events_delivered_total', { output: 'team-a' }), 5);
-    });
-  });
-
   test('a 2,000-alert flood: individual messages up to the bound, then summaries; counts add up; the file gets all 2,000', async (t) => {
     const N = 2000;
     const BOUND = 100;
@@ -628,21 +613,6 @@ describe('through the router', () => {
       assert.deepEqual(fileMarkers.sort((x, y) => x - y), Array.from({ length: N }, (_, i) => i));
       assert.equal(await r.metric('falco_router_events_summarized_total', { output: 'team-a' }), summarised);
       assert.equal(await r.metric('falco_router_events_delivered_total', { output: 'team-a' }), singles.length);
-    });
-  });
-
-  test('with maxbatch above 1, alerts waiting to be batched are not stranded behind a summary', async (t) => {
-    const fake = await fakeSlack(t);
-    await withRouter(`outputs:\n  - { name: team-a, type: slack, webhookurl: "${fake.url}", delivery: { ratelimit: 0, maxbatch: 10, concurrency: 1, summarizeabove: 2 } }\n`, async (r) => {
-      await Promise.all(Array.from({ length: 30 }, (_, i) => r.post(falcoEvent(i)).then((res) => assert.equal(res.status, 200))));
-      const counted = () =>
-        fake.messages().reduce((n, m) => {
-          const summary = /^Flood control: (\d+) alerts? summarised/.exec(m.text ?? '');
-          return n + (summary ? Number(summary[1]) : 1);
-        }, 0);
-      await waitFor(() => counted() >= 30, 10_000, 'every alert posted or summarised');
-      assert.equal(counted(), 30);
-      assert.ok(fake.messages().some(isSummary), 'some were summarised');
     });
   });
 

@@ -50,7 +50,7 @@ export const webhook: OutputType<typeof schema> = {
   type: 'webhook',
   schema,
   secrets: ['address', 'customheaders'],
-  defaults: { maxBatch: 1, concurrency: 4 },
+  defaults: { maxBatch: 1, maxBatchLimit: 1, concurrency: 4 },
   falcosidekick: { prefix: 'webhook', enabledBy: 'address' },
   create: (config, deps) =>
     new WebhookOutput(config, new HttpTarget({ url: config.address, checkcert: config.checkcert, mutualtls: config.mutualtls, tls: deps.tls, connections: deps.concurrency })),

@@ -139,6 +139,10 @@ function validateInstance(raw: Raw, origin: string, lenient: boolean, types: Typ
   if (!common.success || !settings.success) return undefined;
   const d = common.data.delivery;
   const t = type.defaults;
+  if (d.maxbatch !== undefined && t.maxBatchLimit !== undefined && d.maxbatch > t.maxBatchLimit) {
+    problems.push(`${origin}.delivery.maxbatch: ${type.type} makes one call per alert; it must be at most ${t.maxBatchLimit}`);
+    return undefined;
+  }
   return {
     name: common.data.name,
     type: type.type,

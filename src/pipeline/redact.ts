@@ -15,6 +15,10 @@ const MIN_SECRET = 4;
 /** Parts derived from a secret (a path segment, a query value) must be this long to count as one. */
 const MIN_PART = 8;
 const HIDDEN = '***';
+/** The shortest start of a secret redacted at the end of a text. */
+const MIN_TAIL = 6;
+/** Error texts are cut to this many characters, after redaction. */
+const MAX_MESSAGE = 1000;
 
 export class Redactor {
   /** Longest first, so a URL is replaced before its path, and its path before a segment. */
@@ -52,7 +56,24 @@ export class Redactor {
 
   text(s: string): string {
     for (const [secret, replacement] of this.#pairs) if (s.includes(secret)) s = s.split(secret).join(replacement);
+    // A text someone cut short may end with the start of a secret (a token, a path segment; a URL's
+    // scheme and host are not secret, and its token is among its segments).
+    for (const [secret, replacement] of this.#pairs) {
+      if (replacement !== HIDDEN) continue;
+      for (let n = Math.min(secret.length - 1, s.length); n >= MIN_TAIL; n--) {
+        if (s.endsWith(secret.slice(0, n))) {
+          s = `${s.slice(0, s.length - n)}${HIDDEN}`;
+          break;
+        }
+      }
+    }
     return s;
+  }
+
+  /** An error text as it may be logged, stored and served: redacted, then (never before) shortened. */
+  message(s: string): string {
+    const text = this.text(s);
+    return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}…` : text;
   }
 
   /** A copy of a log object with every string redacted (keys too: an echoed header may be one). */

@@ -264,7 +264,7 @@ export class DeliveryWorker {
         return;
       } catch (err) {
         if (this.#stopped.signal.aborted) return;
-        const message = this.#redactor.text((err as Error).message);
+        const message = this.#redactor.message((err as Error).message);
         const wait = backoffDelay(n, delivery.initialdelay, Math.min(delivery.maxdelay, SETUP_MAX_DELAY_MS));
         const now = this.#clock.now();
         this.state.setupError = { at: new Date(now).toISOString(), attempts: n, message, retryAt: new Date(now + wait).toISOString() };
@@ -321,7 +321,7 @@ export class DeliveryWorker {
           timeoutMs: delivery.timeout,
           stop: this.#halt.signal,
           clock: this.#clock,
-          redact: (e) => (this.#redactor.empty ? e : e.withMessage(this.#redactor.text(e.message))),
+          redact: (e) => e.withMessage(this.#redactor.message(e.message)),
           abandoned: (ended) => this.#stuck(ended),
         });
         const byEvent = new Map(pending.map((i) => [i.event, i]));

@@ -147,6 +147,11 @@ outputs:
   for (const re of expect) assert.ok(p.some((x) => re.test(x)), `missing ${re}\nin:\n${p.join('\n')}`);
 });
 
+test('outputs that make one call per alert refuse delivery.maxbatch above 1, so the rate limit counts their calls', () => {
+  const p = problems(`outputs:\n  - { name: s, type: slack, webhookurl: "https://hooks.slack.com/services/T/B/x", delivery: { maxbatch: 10 } }\n`);
+  assert.deepEqual(p, ['outputs[0].delivery.maxbatch: slack makes one call per alert; it must be at most 1']);
+});
+
 test('rejects duplicate output names', () => {
   const p = problems('webhook: { address: "http://a/" }\noutputs: [{ name: webhook, type: file, path: /tmp/x }]\n');
   assert.ok(p.some((x) => /^webhook\.name: "webhook" is already used by outputs\[0\]/.test(x)), p.join('\n'));

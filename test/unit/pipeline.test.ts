@@ -220,6 +220,16 @@ describe('redaction', () => {
     }
   });
 
+  test('a text cut short inside a secret loses the start of that secret too; error texts are cut only after redaction', () => {
+    const r = new Redactor(['https://hooks.example.com/services/T0AB/B0CD/XyZsecretToken99']);
+    assert.equal(r.text('echo: POST /services/T0AB/B0CD/XyZsecr'), 'echo: POST /***/T0AB/B0CD/***');
+    assert.equal(r.text('ends in https'), 'ends in https', 'a scheme is not a secret');
+    const long = `${'x'.repeat(990)} /services/T0AB/B0CD/XyZsecretToken99 and more`;
+    const m = r.message(long);
+    assert.ok(!m.includes('XyZsecr'), m.slice(-40));
+    assert.ok(m.length <= 1001);
+  });
+
   test('hides header values and the token after a scheme word; leaves short values and ordinary words alone', () => {
     const r = new Redactor([{ Authorization: 'Bearer s3cr3t-value-xyz', 'X-Team': 'ops' }]);
     assert.equal(r.text('got Bearer s3cr3t-value-xyz and s3cr3t-value-xyz for ops'), 'got *** and *** for ops');
