@@ -45,6 +45,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
           prefix: cfg.queue.redis.prefix,
           lockDuration: cfg.queue.redis.lockduration,
           stalledInterval: cfg.queue.redis.stalledinterval,
+          depthCheckInterval: cfg.queue.redis.depthcheckinterval,
           logger,
         })
       : new MemoryQueue(cfg.queue.maxevents);

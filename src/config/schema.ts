@@ -98,6 +98,9 @@ export const globalSchema = z.strictObject({
             .describe('Key prefix; routers with the same prefix share the work.'),
           lockduration: duration.prefault('30s').describe("A crashed process's deliveries are taken over after this."),
           stalledinterval: duration.prefault('15s').describe('How often processes look for such deliveries.'),
+          depthcheckinterval: duration
+            .prefault('30s')
+            .describe('How often the backlog counter of each output (/ready, falco_router_queue_depth, Slack flood control) is checked against its jobs and corrected.'),
         })
         .prefault({}),
       groupmaxevents: int(1, 100_000).default(2000).describe('Most alerts written in one queue round trip (group commit).'),

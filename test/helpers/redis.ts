@@ -15,12 +15,14 @@ export interface TestRedis {
   start(): Promise<void>;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** `aof`: keep an append-only file, fsynced on every write (`always`) or once a second. */
+export async function startRedis(opts: { aof?: 'always' | 'everysec' } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'router-redis-'));
   let proc: ChildProcess | undefined;
   const start = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    const aof = opts.aof ? ['--appendonly', 'yes', '--appendfsync', opts.aof] : ['--appendonly', 'no'];
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...aof, '--dir', dir], { stdio: 'ignore' });
     await waitFor(async () => {
       const c = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       c.on('error', () => {});
