@@ -1,5 +1,6 @@
 import type { Behaviour, Conformance } from '../sdk/testkit/conformance.ts';
 import { startFakeSlack, slackReplies, markerOfMessage, type SlackReply } from './fake.ts';
+import { clientCertificateFiles } from '../sdk/testkit/tls-files.ts';
 
 const REPLIES: Record<Exclude<Behaviour, 'refuseMarker1'>, SlackReply> = {
   fail: slackReplies.serverError(500),
@@ -13,13 +14,14 @@ const REPLIES: Record<Exclude<Behaviour, 'refuseMarker1'>, SlackReply> = {
 export const conformance: Conformance = {
   supports: ['fail', 'refuse', 'throttle', 'hang'],
   retryAfter: true,
-  unsupportedBecause:
-    'one message per alert, so there is no partial success within a call. Its set-up can only fail on the client certificate files of mutualtls: true, ' +
-    'which are global settings (mutualtlsfilespath, mutualtlsclient.*) that a fixture cannot set',
+  unsupportedBecause: 'one message per alert, so there is no partial success within a call',
   async start() {
     const fake = await startFakeSlack();
+    const tls = clientCertificateFiles();
     return {
-      settings: { webhookurl: fake.url },
+      settings: { webhookurl: fake.url, mutualtls: true },
+      global: { mutualtlsclient: tls.files },
+      setup: { break: tls.break, fix: tls.fix },
       // The path is the credential; the token is its last segment, the part Slack keeps secret.
       secrets: [fake.token, fake.path],
       delivered: () => fake.messages().map(markerOfMessage),

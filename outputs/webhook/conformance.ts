@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { startHttpSink, type Reply } from '../sdk/testkit/http-sink.ts';
 import type { Behaviour, Conformance } from '../sdk/testkit/conformance.ts';
 import { markerOf } from '../../test/fixtures/events.ts';
+import { clientCertificateFiles } from '../sdk/testkit/tls-files.ts';
 
 const REPLIES: Record<Exclude<Behaviour, 'refuseMarker1'>, Reply> = {
   fail: { status: 503, body: 'upstream unavailable' },
@@ -18,8 +19,11 @@ export const conformance: Conformance = {
     const token = `tok-${randomUUID()}`;
     const header = `hdr-${randomUUID()}`;
     const sink = await startHttpSink([{ status: 200 }], { path: `/falco?token=${token}` });
+    const tls = clientCertificateFiles();
     return {
-      settings: { address: sink.url, customheaders: { Authorization: `Bearer ${header}` } },
+      settings: { address: sink.url, customheaders: { Authorization: `Bearer ${header}` }, mutualtls: true },
+      global: { mutualtlsclient: tls.files },
+      setup: { break: tls.break, fix: tls.fix },
       secrets: [token, header],
       delivered: () => sink.delivered().map(markerOf),
       calls: () => sink.requests.length,

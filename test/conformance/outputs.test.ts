@@ -31,7 +31,8 @@ interface Run {
 async function withOutput(type: string, fixture: Conformance | Target, fn: (run: Run) => Promise<void>, delivery: Record<string, unknown> = {}): Promise<void> {
   const target = 'start' in fixture ? await fixture.start() : fixture;
   const instance = { name: 'out', type, ...target.settings, delivery: { ...DELIVERY, ...delivery } };
-  const r = await startTestRouter(`outputs:\n  - ${JSON.stringify(instance)}\n`);
+  const global = Object.entries(target.global ?? {}).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join('');
+  const r = await startTestRouter(`${global}outputs:\n  - ${JSON.stringify(instance)}\n`);
   try {
     await fn({ r, target, get: async (path) => (await fetch(`${r.url}${path}`)).text() });
   } finally {

@@ -26,6 +26,8 @@ export type Behaviour =
 export interface Target {
   /** Settings of an instance that sends to this fake, including every secret setting of the type. */
   settings: Record<string, unknown>;
+  /** Global settings the instance needs (YAML keys at the top level, e.g. `mutualtlsclient`). */
+  global?: Record<string, unknown>;
   /** Values that must never appear in anything the router writes or serves. */
   secrets: string[];
   /** `test.n` markers of the alerts the destination stored, in arrival order, repeats included. */
