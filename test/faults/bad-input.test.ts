@@ -175,7 +175,7 @@ test('the bad-input corpus: a clear answer for each, no 500, no error line, and 
       const before = accepted;
       const res = await fetch(`${r.url}${row.name.includes('unknown path') ? '/some/where' : '/'}`, {
         method: row.method ?? 'POST',
-        body: row.method === 'GET' ? undefined : row.body,
+        body: row.method === 'GET' ? undefined : typeof row.body === 'string' ? row.body : new Uint8Array(row.body),
         headers: { 'content-type': 'application/json', ...row.headers },
       });
       const text = await res.text();
