@@ -84,7 +84,9 @@ export function boundConnections(server: Server, max: number, logger: Logger): v
     });
   });
   server.on('request', (req, res) => {
-    const socket = req.socket as Socket;
+    // Over TLS a request comes on the TLS socket, whose TCP socket (_parent, set by Node's TLS
+    // server) is the one counted above: track that one, or busy connections would look idle.
+    const socket = ((req.socket as Socket & { _parent?: Socket })._parent ?? req.socket) as Socket;
     idle.delete(socket);
     res.once('finish', () => {
       if (!socket.destroyed) idle.set(socket, true);

@@ -34,13 +34,21 @@ interface Progress {
 }
 
 const JOB_OPTS = { removeOnComplete: true, removeOnFail: false } as const;
+/** Above this many jobs, a depth check waits for the queue to shrink (the script blocks Redis while it counts). */
+const MAX_COUNTED_JOBS = 1000;
 /**
  * The true depth of an output, from its jobs: events of every job not finished, less those its
- * progress says went out; stored as the depth counter in the same step (a script runs alone).
- * KEYS: the queue's key base, the counter. Jobs added before names carried the count are read from their data.
+ * progress says went out. Returns {counter, truth}, or {counter, -1} when the queue holds more than
+ * ARGV[1] jobs. KEYS: the queue's key base, the counter. Jobs added before names carried the count
+ * are read from their data.
  */
 const DEPTH_FROM_JOBS = `
-local base, total = KEYS[1], 0
+local base, total, jobs = KEYS[1], 0, 0
+local lists, sets = {'wait', 'active', 'paused'}, {'delayed', 'prioritized', 'waiting-children'}
+for _, l in ipairs(lists) do jobs = jobs + redis.call('LLEN', base .. ':' .. l) end
+for _, z in ipairs(sets) do jobs = jobs + redis.call('ZCARD', base .. ':' .. z) end
+local counter = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if jobs > tonumber(ARGV[1]) then return {counter, -1} end
 local function count(ids)
   for _, id in ipairs(ids) do
     local key = base .. ':' .. id
@@ -60,11 +68,9 @@ local function count(ids)
     end
   end
 end
-for _, list in ipairs({'wait', 'active', 'paused'}) do count(redis.call('LRANGE', base .. ':' .. list, 0, -1)) end
-for _, set in ipairs({'delayed', 'prioritized', 'waiting-children'}) do count(redis.call('ZRANGE', base .. ':' .. set, 0, -1)) end
-local before = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
-redis.call('SET', KEYS[2], total)
-return {before, total}`;
+for _, l in ipairs(lists) do count(redis.call('LRANGE', base .. ':' .. l, 0, -1)) end
+for _, z in ipairs(sets) do count(redis.call('ZRANGE', base .. ':' .. z, 0, -1)) end
+return {counter, total}`;
 /** A re-queue holds its output's lock at most this long (a crashed holder's lock expires). */
 const REQUEUE_LOCK_MS = 60_000;
 const REQUEUE_LOCK_WAIT_MS = 30_000;
@@ -81,6 +87,8 @@ export class RedisQueue implements QueueDriver {
   readonly #workers = new Set<Worker>();
 
   readonly #repeats: RepeatLimiter;
+  /** The last difference between an output's depth counter and its jobs. */
+  readonly #depthDiff = new Map<string, number>();
 
   private constructor(private readonly o: RedisQueueOptions) {
     this.#repeats = new RepeatLimiter(o.logger);
@@ -222,13 +230,21 @@ export class RedisQueue implements QueueDriver {
   /**
    * The depth counter is kept beside the jobs for speed, and a fault can leave it wrong for good (a
    * write that failed after it was counted, a process killed between a delivery and its count, a
-   * Redis that lost one but not the other). It is set from the jobs themselves at start and then
-   * periodically; a correction is logged.
+   * Redis that lost one but not the other). It is checked against the jobs at start and then
+   * periodically, and corrected (relatively, so concurrent writes are not lost) when the same
+   * difference is seen twice in a row: a write in flight between its count and its job makes a
+   * difference that is gone by the next check. While the queue holds more than MAX_COUNTED_JOBS
+   * jobs the check waits, so that it never blocks Redis for long.
    */
   async #checkDepth(output: string): Promise<void> {
     try {
-      const [before, after] = (await this.#conn.eval(DEPTH_FROM_JOBS, 2, `${this.o.prefix}:${this.#queueName(output)}`, this.#depthKey(output))) as [number, number];
-      if (before !== after) this.o.logger.info({ output, before, after }, `queue depth of output ${output} corrected from ${before} to ${after} (counted from its jobs)`);
+      const [counter, truth] = (await this.#conn.eval(DEPTH_FROM_JOBS, 2, `${this.o.prefix}:${this.#queueName(output)}`, this.#depthKey(output), MAX_COUNTED_JOBS)) as [number, number];
+      const diff = truth < 0 ? 0 : counter - truth;
+      if (diff !== 0 && this.#depthDiff.get(output) === diff) {
+        await this.#conn.decrby(this.#depthKey(output), diff);
+        this.o.logger.info({ output, before: counter, after: truth }, `queue depth of output ${output} corrected from ${counter} to ${truth} (counted from its jobs)`);
+        this.#depthDiff.delete(output);
+      } else this.#depthDiff.set(output, diff);
     } catch (err) {
       this.#repeats.log('warn', { output, err: (err as Error).message }, `could not check the queue depth of output ${output}: ${(err as Error).message}`);
     }

@@ -86,3 +86,41 @@ test('a client that hangs up mid-request is not logged as the router’s error',
     await r.stop();
   }
 });
+
+test('over TLS too, at ingest.maxconnections an idle connection makes room, never one with a request in flight', async () => {
+  const { connect: tlsConnect } = await import('node:tls');
+  const { makeCerts } = await import('../helpers/certs.ts');
+  const certs = makeCerts();
+  const r = await startTestRouter(`ingest: { maxconnections: 2 }\ntlsserver: { deploy: true, certfile: ${certs.path('server.crt')}, keyfile: ${certs.path('server.key')} }\n`);
+  const { port } = new URL(r.url);
+  const openTls = () =>
+    new Promise<import('node:tls').TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: Number(port), rejectUnauthorized: false }, () => resolve(s));
+      s.setEncoding('utf8');
+      s.on('error', reject);
+    });
+  const body = falcoEvent(1);
+  try {
+    // Many short connections first: none of them may linger in the bookkeeping.
+    for (let i = 0; i < 50; i++) assert.equal((await fetch(`${r.url}/healthz`, { dispatcher: new (await import('undici')).Agent({ connect: { rejectUnauthorized: false } }) })).status, 200);
+    const busy = await openTls();
+    let busyAnswer = '';
+    busy.on('data', (d) => (busyAnswer += d));
+    busy.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body.slice(0, 10)}`);
+    await new Promise((res) => setTimeout(res, 100));
+    const idle = await openTls();
+    idle.on('error', () => {});
+    const idleClosed = new Promise<void>((res) => idle.once('close', () => res()));
+    idle.resume();
+    // A third connection: the idle one must make room, not the one mid-request.
+    const third = await openTls();
+    third.on('error', () => {});
+    await Promise.race([idleClosed, new Promise((_, rej) => setTimeout(() => rej(new Error('the idle connection was not closed')), 5000))]);
+    busy.write(body.slice(10));
+    await waitFor(() => busyAnswer.startsWith('HTTP/1.1 200'), 5000, 'the request in flight answered 200');
+    busy.destroy();
+    third.destroy();
+  } finally {
+    await r.stop();
+  }
+});
