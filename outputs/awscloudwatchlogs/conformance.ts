@@ -36,7 +36,7 @@ export const conformance: Conformance = {
         behave[b](times);
       },
       setup: {
-        break: () => sts.refuse('InvalidClientTokenId', 'The security token included in the request is invalid.'),
+        break: () => sts.refuse('InvalidClientTokenId', 'The security token included in the request is invalid.', 403, true),
         fix: () => sts.accept(),
       },
       close: async () => {

@@ -45,7 +45,7 @@ export const conformance: Conformance = {
       calls: () => sns.calls.length,
       next: (b, times = 1) => behave[b](times),
       setup: {
-        break: () => sts.refuse('InvalidClientTokenId', 'The security token included in the request is invalid.'),
+        break: () => sts.refuse('InvalidClientTokenId', 'The security token included in the request is invalid.', 403, true),
         fix: () => sts.accept(),
       },
       close: async () => {

@@ -76,15 +76,23 @@ const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_0
 export const duration = z
   .union([z.number().nonnegative(), z.string()])
   .transform((v, ctx) => {
-    if (typeof v === 'number') return v;
+    if (typeof v === 'number') v = `${v}ms`;
     const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
     if (!m) {
       ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration; write e.g. 500ms, 10s or 5m` });
       return z.NEVER;
     }
-    return Math.round(Number(m[1]) * UNITS_MS[m[2] ?? 'ms']);
+    const ms = Math.round(Number(m[1]) * UNITS_MS[m[2] ?? 'ms']);
+    // Timers cannot wait longer (a longer delay would fire at once).
+    if (ms > MAX_DURATION_MS) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is too long; at most 24 days (2147483647 ms)` });
+      return z.NEVER;
+    }
+    return ms;
   })
   .meta({ type: 'duration' });
+
+const MAX_DURATION_MS = 2 ** 31 - 1;
 
 const UNITS_B: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 

@@ -171,7 +171,9 @@ function readYaml(file: string, mapKeys: ReadonlySet<string>): Raw {
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new ConfigError([`${file} is not valid YAML: ${(err as Error).message}`]);
+    // The parser's message goes on to quote the offending lines, which may hold a secret: keep
+    // only its first line (what is wrong, and where).
+    throw new ConfigError([`${file} is not valid YAML: ${(err as Error).message.split('\n')[0].replace(/:$/, '')}`]);
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError([`${file}: the top level must be a mapping of keys`]);
@@ -198,11 +200,12 @@ function applyEnv(raw: Raw, path: string, kind: EnvKind, env: Env, problems: str
   if (kind === 'list') return setPath(raw, path, value.split(',').map((s) => s.replace(/\s/g, '')).filter((s) => s !== ''));
   const existing = getPath(raw, path);
   const map: Record<string, string> = existing && typeof existing === 'object' ? { ...(existing as Record<string, string>) } : {};
-  for (const entry of value.split(',')) {
+  for (const [i, entry] of value.split(',').entries()) {
     if (entry.trim() === '') continue;
     const parts = entry.split(':');
     if (parts.length < 2 || parts[0].trim() === '') {
-      problems.push(`${name}: "${entry}" is not a key:value pair`);
+      // Not quoted: the entry may be a header with its token.
+      problems.push(`${name}: entry ${i + 1} is not a key:value pair (write key:value, separated by commas)`);
       continue;
     }
     const key = parts[0].trim();

@@ -28,7 +28,7 @@ export interface AttemptOptions {
   clock: Clock;
   /** Applied once to every error text (the instance's secrets). */
   redact: (e: OutputError) => OutputError;
-  /** Called with a send abandoned at its timeout that has not ended yet, and with its end. */
+  /** Called with a send abandoned at its timeout (told to stop, not ended yet), and with its end. */
   abandoned?: (ended: Promise<unknown>) => void;
 }
 
@@ -57,7 +57,8 @@ export async function attempt(batch: readonly StoredEvent[], send: (ctx: SendCon
     o.stop.addEventListener('abort', onStop, { once: true });
   });
   let rest: OutputError | null = null;
-  const sending = send(ctx);
+  // Through a promise, so that a send that throws before returning one is an ordinary failure.
+  const sending = Promise.resolve().then(() => send(ctx));
   try {
     const how = await Promise.race([sending.then(() => 'sent' as const), timedOut, stopped]);
     if (how === 'stop') throw new HandBack();

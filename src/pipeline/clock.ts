@@ -8,9 +8,12 @@ export interface Clock {
   clearTimeout(timer: unknown): void;
 }
 
+/** setTimeout's largest delay; a longer one would fire at once. */
+export const MAX_DELAY_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  setTimeout: (fn, ms) => setTimeout(fn, Math.min(ms, MAX_DELAY_MS)),
   clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
 };
 

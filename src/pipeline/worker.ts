@@ -59,13 +59,19 @@ const GATHER_JOBS = 64;
 /** Set-up retries back off up to delivery.maxdelay, but never wait longer than this. */
 const SETUP_MAX_DELAY_MS = 60_000;
 const SETUP_MIN_TIMEOUT_MS = 30_000;
+/** A Retry-After is honoured up to this (an hour); a destination asking for more is asked again then. */
+const RETRY_AFTER_MAX_MS = 3_600_000;
+/** An abandoned send still running this long after its timeout is stuck. */
+const STUCK_GRACE_MS = 1000;
 /** uuids named in one log line. */
 const LOGGED_UUIDS = 20;
 
 interface Item {
   event: StoredEvent;
-  /** Failed attempts so far. */
+  /** Failed attempts so far (a 429 is not one: it does not use up delivery.attempts). */
   attempts: number;
+  /** Failures of any kind in a row, 429s included: what the backoff grows with. */
+  failures: number;
   run: JobRun;
   /** Position in the job's events. */
   index: number;
@@ -96,7 +102,7 @@ class JobRun {
   ) {
     this.done = this.#recorded = this.#confirmed = job.done;
     this.#recordedAt = clock.now();
-    this.items = job.events.slice(job.done).map((json, i) => ({ event: new StoredEvent(json), attempts: i === 0 ? job.attempts : 0, run: this, index: job.done + i }));
+    this.items = job.events.slice(job.done).map((json, i) => ({ event: new StoredEvent(json), attempts: i === 0 ? job.attempts : 0, failures: i === 0 ? job.attempts : 0, run: this, index: job.done + i }));
     this.#ended = new Uint8Array(job.events.length);
     this.finished = new Promise((resolve) => (this.#finish = resolve));
     if (this.items.length === 0) this.#finish();
@@ -176,6 +182,8 @@ export class DeliveryWorker {
   readonly #handBack = new AbortController();
   /** Aborted when the grace period ends: attempts in flight end too. */
   readonly #halt = new AbortController();
+  /** Sends abandoned at their timeout that have not ended yet; `stuck` once past STUCK_GRACE_MS. */
+  readonly #abandoned = new Set<{ ended: Promise<unknown>; stuck: boolean }>();
   /** Events in the summary lane or in a summary being sent. */
   #inSummary = 0;
   /** Events settled that the queue still counts in its depth (their job has not recorded them). */
@@ -310,6 +318,7 @@ export class DeliveryWorker {
     try {
       while (pending.length > 0) {
         if (this.#handBack.signal.aborted) throw new HandBack();
+        if (this.#abandoned.size > 0) await this.#abandonedEnded();
         await this.#pacer.turn(this.#handBack.signal).catch(() => {
           throw new HandBack();
         });
@@ -322,7 +331,7 @@ export class DeliveryWorker {
           stop: this.#halt.signal,
           clock: this.#clock,
           redact: (e) => e.withMessage(this.#redactor.message(e.message)),
-          abandoned: (ended) => this.#stuck(ended),
+          abandoned: (ended) => this.#abandon(ended),
         });
         const byEvent = new Map(pending.map((i) => [i.event, i]));
         if (out.delivered.length > 0) this.#succeeded(out.delivered.map((e) => byEvent.get(e)!), summary);
@@ -335,11 +344,12 @@ export class DeliveryWorker {
           for (const it of items) {
             // A destination that asks us to slow down is not failing: 429s do not use up attempts.
             if (f.error.reason !== 'rateLimited') it.attempts++;
+            it.failures++;
             if (f.error.retryable && it.attempts < delivery.attempts) retry.add(it);
             else final.push(it);
           }
           if (final.length > 0) await this.#deadLetter(final, f.error, summary);
-          if (f.error.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, f.error.retryAfterMs);
+          if (f.error.retryAfterMs !== undefined) retryAfterMs = Math.max(retryAfterMs ?? 0, Math.min(f.error.retryAfterMs, RETRY_AFTER_MAX_MS));
         }
         // In batch order, not grouped by error: a FIFO destination gets the retries in queue order.
         pending = pending.filter((it) => retry.has(it));
@@ -349,7 +359,7 @@ export class DeliveryWorker {
           this.#pacer.pause(retryAfterMs);
           this.state.pausedUntil = new Date(this.#pacer.pausedUntil ?? this.#clock.now()).toISOString();
         } else {
-          const wait = backoffDelay(Math.max(...pending.map((i) => i.attempts), 1), delivery.initialdelay, delivery.maxdelay);
+          const wait = backoffDelay(Math.max(...pending.map((i) => i.failures), 1), delivery.initialdelay, delivery.maxdelay);
           await sleep(this.#clock, wait, this.#handBack.signal).catch(() => {
             throw new HandBack();
           });
@@ -364,13 +374,36 @@ export class DeliveryWorker {
     }
   }
 
-  #stuck(ended: Promise<unknown>): void {
+  /**
+   * A send abandoned at its timeout. An HTTP call ends as soon as it is aborted; one still running
+   * after STUCK_GRACE_MS cannot be cancelled (a write to a hung mount): the output is stuck. No
+   * new send starts while an abandoned one runs (#deliver waits), so a stuck output does not pile
+   * up blocked threads, nor race the stuck write on the same file.
+   */
+  #abandon(ended: Promise<unknown>): void {
     const { name, type } = this.instance;
-    this.state.stuckSends = (this.state.stuckSends ?? 0) + 1;
-    if (this.state.stuckSends === 1) this.#logger.error({ output: name, type }, `output ${name} is stuck: a send did not end at its timeout and cannot be cancelled; it is abandoned and its alerts are retried`);
+    const entry = { ended, stuck: false };
+    this.#abandoned.add(entry);
+    const grace = this.#clock.setTimeout(() => {
+      entry.stuck = true;
+      this.state.stuckSends = [...this.#abandoned].filter((e) => e.stuck).length;
+      this.#logger.error({ output: name, type }, `output ${name} is stuck: a send did not end ${STUCK_GRACE_MS} ms after its timeout; no other send starts until it does`);
+    }, STUCK_GRACE_MS);
     void ended.then(() => {
-      this.state.stuckSends = this.state.stuckSends! - 1 || undefined;
+      this.#clock.clearTimeout(grace);
+      this.#abandoned.delete(entry);
+      this.state.stuckSends = [...this.#abandoned].filter((e) => e.stuck).length || undefined;
     });
+  }
+
+  /** Resolves once every abandoned send has ended; hands back if the router stops meanwhile. */
+  async #abandonedEnded(): Promise<void> {
+    const stop = new Promise<never>((_, reject) => {
+      if (this.#handBack.signal.aborted) reject(new HandBack());
+      this.#handBack.signal.addEventListener('abort', () => reject(new HandBack()), { once: true });
+    });
+    stop.catch(() => {});
+    await Promise.race([Promise.all([...this.#abandoned].map((e) => e.ended)), stop]);
   }
 
   #succeeded(items: Item[], summary: boolean): void {
@@ -392,7 +425,7 @@ export class DeliveryWorker {
     const { error } = f;
     this.state.lastError = { at: new Date(this.#clock.now()).toISOString(), reason: error.reason, message: error.message };
     this.#observer.attempt?.(name, type, error.reason, items.length);
-    const final = !error.retryable || tries >= delivery.attempts;
+    const final = !error.retryable || (error.reason !== 'rateLimited' && tries >= delivery.attempts);
     this.#logger.warn(
       { output: name, type, reason: error.reason, status: error.status, attempt: tries, events: items.length, final, ...ids(items) },
       `delivery attempt failed: ${error.message}`,

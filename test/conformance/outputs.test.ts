@@ -33,12 +33,21 @@ async function withOutput(type: string, fixture: Conformance | Target, fn: (run:
   const instance = { name: 'out', type, ...target.settings, delivery: { ...DELIVERY, ...delivery } };
   const global = Object.entries(target.global ?? {}).map(([k, v]) => `${k}: ${JSON.stringify(v)}\n`).join('');
   const r = await startTestRouter(`${global}outputs:\n  - ${JSON.stringify(instance)}\n`);
+  const get = async (path: string) => (await fetch(`${r.url}${path}`)).text();
   try {
-    await fn({ r, target, get: async (path) => (await fetch(`${r.url}${path}`)).text() });
+    await fn({ r, target, get });
+    // Whatever a test made the output do, no secret shows anywhere the router writes or serves.
+    assertNoSecret(target.secrets, [await get('/api/v1/deadletters/out'), await get('/ready'), await get('/metrics'), ...r.logs]);
   } finally {
     await r.stop();
     await target.close();
   }
+}
+
+/** Whole secrets, and any piece of one long enough to be mistaken for none (a cut echo). */
+function assertNoSecret(secrets: readonly string[], texts: readonly string[]): void {
+  const pieces = secrets.flatMap((s) => (s.length <= 10 ? [s] : Array.from({ length: s.length - 9 }, (_, i) => s.slice(i, i + 10))));
+  for (const piece of pieces) for (const text of texts) assert.ok(!text.includes(piece), `a secret leaked ("${piece}"): ${text.slice(0, 2000)}`);
 }
 
 const deadLetters = async (run: Run) => JSON.parse(await run.get('/api/v1/deadletters/out')) as { count: number; items: Array<{ reason: string; attempts: number; event: { output_fields: Record<string, unknown> } }> };
@@ -72,7 +81,7 @@ for (const t of outputTypes) {
       });
     });
 
-    test('dead-letters a refusal at once, and no secret shows in logs, dead letters, /ready or /metrics, even echoed back', { skip: can('refuse') }, async () => {
+    test('dead-letters a refusal at once; no secret shows in logs, dead letters, /ready or /metrics, even echoed back (checked after every test)', { skip: can('refuse') }, async () => {
       await withOutput(t.type, fixture, async (run) => {
         const { r, target } = run;
         target.next('refuse', 1);
@@ -83,10 +92,6 @@ for (const t of outputTypes) {
         assert.equal(dl.event.output_fields['test.n'], 3);
         assert.ok(dl.reason.length > 0);
         assert.deepEqual(target.delivered(), []);
-        const served = [await run.get('/api/v1/deadletters/out'), await run.get('/ready'), await run.get('/metrics'), ...r.logs];
-        // Whole secrets, and any piece of one long enough to be mistaken for none (a cut echo).
-        const pieces = target.secrets.flatMap((s) => (s.length <= 10 ? [s] : Array.from({ length: s.length - 9 }, (_, i) => s.slice(i, i + 10))));
-        for (const piece of pieces) for (const text of served) assert.ok(!text.includes(piece), `a secret leaked ("${piece}"): ${text.slice(0, 2000)}`);
         assert.ok(target.secrets.length > 0 || t.secrets.length === 0, 'a type with secret settings names their values');
       });
     });

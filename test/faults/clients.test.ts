@@ -102,7 +102,14 @@ test('over TLS too, at ingest.maxconnections an idle connection makes room, neve
   const body = falcoEvent(1);
   try {
     // Many short connections first: none of them may linger in the bookkeeping.
-    for (let i = 0; i < 50; i++) assert.equal((await fetch(`${r.url}/healthz`, { dispatcher: new (await import('undici')).Agent({ connect: { rejectUnauthorized: false } }) })).status, 200);
+    const { request, Agent } = await import('undici');
+    for (let i = 0; i < 50; i++) {
+      const agent = new Agent({ connect: { rejectUnauthorized: false } });
+      const res = await request(`${r.url}/healthz`, { dispatcher: agent });
+      await res.body.text();
+      assert.equal(res.statusCode, 200);
+      await agent.close();
+    }
     const busy = await openTls();
     let busyAnswer = '';
     busy.on('data', (d) => (busyAnswer += d));

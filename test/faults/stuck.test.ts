@@ -16,13 +16,14 @@ import type { OutputType } from '../../outputs/sdk/contract.ts';
 import { tempDir } from '../helpers/router.ts';
 import { freePort } from '../helpers/ports.ts';
 import { spawnRouter } from '../helpers/process.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor, delay } from '../helpers/wait.ts';
 import { falcoEvent, markerOf } from '../fixtures/events.ts';
 
-test('a send that never ends is abandoned at delivery.timeout, the output shows as stuck, and the alert is retried', async () => {
+test('a send that does not end is abandoned at delivery.timeout and the output shown stuck; no other send starts until it ends', async () => {
   const delivered: number[] = [];
   let calls = 0;
-  // An output whose first send hangs for ever and ignores its signal, as a blocked write would.
+  let release: () => void = () => {};
+  // An output whose first send ignores its signal, as a blocked write would, until released.
   const hangOnce: OutputType = {
     type: 'hang',
     schema: z.object({}),
@@ -30,7 +31,7 @@ test('a send that never ends is abandoned at delivery.timeout, the output shows 
     defaults: { maxBatch: 1, concurrency: 1 },
     create: () => ({
       send: (batch) => {
-        if (calls++ === 0) return new Promise(() => {});
+        if (calls++ === 0) return new Promise((_, reject) => (release = () => reject(new Error('EIO: the write finally failed'))));
         delivered.push(...batch.map((e) => markerOf(e.json)));
         return Promise.resolve();
       },
@@ -42,15 +43,37 @@ test('a send that never ends is abandoned at delivery.timeout, the output shows 
   const lines: string[] = [];
   const logger = createLogger('info', new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
   const r = await startRouter(cfg, [hangOnce], logger);
+  const ready = async () => ((await (await fetch(`${r.url}/ready`)).json()) as { outputs: Array<{ stuckSends?: number; lastError?: { reason: string } }> }).outputs[0];
   try {
     assert.equal((await fetch(r.url, { method: 'POST', body: falcoEvent(1) })).status, 200);
-    await waitFor(() => delivered.includes(1), 10_000, 'delivery after the abandoned send');
-    const ready = (await (await fetch(`${r.url}/ready`)).json()) as { outputs: Array<{ stuckSends?: number; lastError?: { reason: string } }> };
-    assert.equal(ready.outputs[0].stuckSends, 1);
-    assert.equal(ready.outputs[0].lastError?.reason, 'timeout');
+    await waitFor(async () => (await ready()).stuckSends === 1, 10_000, 'the output shown stuck');
+    assert.equal((await ready()).lastError?.reason, 'timeout');
     assert.ok(lines.some((l) => l.includes('output h is stuck')));
+    await delay(500);
+    assert.equal(calls, 1, 'no other send while the first has not ended');
+    release();
+    await waitFor(() => delivered.includes(1), 10_000, 'delivery once the stuck send ended');
+    assert.equal((await ready()).stuckSends, undefined);
   } finally {
     await r.stop();
+  }
+});
+
+test('a send that ends as soon as it is told to stop (an HTTP call) is not reported stuck', async () => {
+  const { startHttpSink } = await import('../../outputs/sdk/testkit/http-sink.ts');
+  const sink = await startHttpSink([{ status: 200, delayMs: 2000 }, { status: 200 }]);
+  const file = join(tempDir(), 'config.yaml');
+  writeFileSync(file, `outputs: [{ name: w, type: webhook, address: "${sink.url}", delivery: { timeout: 300ms, initialdelay: 10ms } }]\n`);
+  const p = await spawnRouter(file);
+  try {
+    assert.equal((await fetch(p.url, { method: 'POST', body: falcoEvent(2) })).status, 200);
+    await waitFor(() => sink.delivered().length >= 1, 10_000, 'delivery after the timeout');
+    await delay(1500);
+    assert.ok(p.logs().some((l) => l.reason === 'timeout'));
+    assert.ok(!p.logs().some((l) => String(l.msg).includes('is stuck')), 'no stuck line for a cancelled HTTP call');
+  } finally {
+    await p.stop();
+    await sink.close();
   }
 });
 

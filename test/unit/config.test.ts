@@ -160,7 +160,7 @@ test('rejects duplicate output names', () => {
 test('names the env var when an env value is wrong', () => {
   const p = problems(undefined, { WEBHOOK_ADDRESS: 'http://x/', WEBHOOK_MINIMUMPRIORITY: 'crit', WEBHOOK_CUSTOMHEADERS: 'novalue', CUSTOMFIELDS: 'a:%MISSING' });
   assert.ok(p.some((x) => /^webhook\.minimumpriority: "crit" is not a priority/.test(x)), p.join('\n'));
-  assert.ok(p.some((x) => /^WEBHOOK_CUSTOMHEADERS: "novalue" is not a key:value pair$/.test(x)), p.join('\n'));
+  assert.ok(p.some((x) => /^WEBHOOK_CUSTOMHEADERS: entry 1 is not a key:value pair/.test(x)), p.join('\n'));
   assert.ok(p.some((x) => /^CUSTOMFIELDS: a refers to env var MISSING, which is not set$/.test(x)), p.join('\n'));
 });
 
@@ -168,6 +168,13 @@ test('reports an unreadable or malformed file and a bad template clearly', () =>
   assert.throws(() => loadConfig({ file: '/nonexistent/config.yaml', env: {}, types: outputTypes }), /cannot read config file \/nonexistent\/config\.yaml/);
   assert.ok(problems('outputs: [ {').some((x) => /is not valid YAML/.test(x)));
   assert.ok(problems('templatedfields: { ns: "{{ if }" }\n').some((x) => /^templatedfields\.ns: not a valid Go template/.test(x)));
+});
+
+test('a config error never quotes a secret: not the YAML line around a syntax error, not a malformed env entry', () => {
+  const yaml = problems('slack:\n  webhookurl: https://hooks.slack.com/services/T0123ABCD/B0456EFGH/SuperSecretToken\n bad: indent\n');
+  const env = problems(undefined, { WEBHOOK_ADDRESS: 'http://x/', WEBHOOK_CUSTOMHEADERS: 'Authorization Bearer s3cretTokenValue99' });
+  for (const p of [...yaml, ...env]) assert.ok(!/SuperSecret|T0123ABCD|s3cretTokenValue99/.test(p), p);
+  assert.match(yaml[0], /is not valid YAML: .*line 3/);
 });
 
 test('masks secrets when showing the effective outputs', () => {

@@ -29,7 +29,8 @@ export interface StsFake {
   calls: StsCall[];
   issued: IssuedCredentials[];
   /** Refuse every call from now on with this error (403 unless said otherwise). */
-  refuse(code: string, message: string, status?: number): void;
+  /** Refuses every call; `echo` appends the request's Authorization header to the message, as some proxies do. */
+  refuse(code: string, message: string, status?: number, echo?: boolean): void;
   accept(): void;
   /** Lifetime of the credentials AssumeRole hands out (default one hour). */
   setCredentialLifetime(ms: number): void;
@@ -39,7 +40,7 @@ export interface StsFake {
 export async function startStsFake(): Promise<StsFake> {
   const calls: StsCall[] = [];
   const issued: IssuedCredentials[] = [];
-  let refusal: { code: string; message: string; status: number } | undefined;
+  let refusal: { code: string; message: string; status: number; echo: boolean } | undefined;
   let lifetime = 3_600_000;
 
   const server = await startFakeServer((req, res) => {
@@ -48,7 +49,8 @@ export async function startStsFake(): Promise<StsFake> {
     calls.push(call);
     if (refusal) {
       call.error = refusal.code;
-      return queryError(res, refusal.status, refusal.code, refusal.message, XMLNS);
+      const echoed = refusal.echo ? ` (request: ${String(req.headers.authorization ?? '')})` : '';
+      return queryError(res, refusal.status, refusal.code, refusal.message + echoed, XMLNS);
     }
     if (call.action === 'GetCallerIdentity') {
       const assumed = issued.find((c) => c.accessKeyId === req.accessKeyId);
@@ -84,8 +86,8 @@ export async function startStsFake(): Promise<StsFake> {
     url: server.url,
     calls,
     issued,
-    refuse: (code, message, status = 403) => {
-      refusal = { code, message, status };
+    refuse: (code, message, status = 403, echo = false) => {
+      refusal = { code, message, status, echo };
     },
     accept: () => {
       refusal = undefined;
