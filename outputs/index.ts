@@ -7,3 +7,6 @@ import { awsCloudWatchLogs } from './awscloudwatchlogs/index.ts';
 import { awsSns } from './awssns/index.ts';
 
 export const outputTypes: readonly OutputType[] = [file, webhook, slack, awsCloudWatchLogs, awsSns] as readonly OutputType<any>[];
+
+/** With no output configured, the router runs this one (the embedded default). */
+export const defaultOutput = { name: 'file', type: 'file', path: 'falco-events.ndjson' };

@@ -17,26 +17,23 @@ const EVERY_MS = 10_000;
  * interval are counted, and the count is logged when the interval ends.
  */
 export class RepeatLimiter {
-  readonly #seen = new Map<string, { at: number; repeats: number; timer?: NodeJS.Timeout }>();
+  /** Messages logged in the last interval; each entry ends with its interval. */
+  readonly #seen = new Map<string, { repeats: number }>();
 
   constructor(private readonly logger: Logger) {}
 
   log(level: 'warn' | 'error', obj: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
     const s = this.#seen.get(msg);
-    if (s && now - s.at < EVERY_MS) {
+    if (s) {
       s.repeats++;
-      s.timer ??= setTimeout(() => this.#flush(level, msg), s.at + EVERY_MS - now).unref();
       return;
     }
-    this.#seen.set(msg, { at: now, repeats: 0 });
+    const entry = { repeats: 0 };
+    this.#seen.set(msg, entry);
     this.logger[level](obj, msg);
-  }
-
-  #flush(level: 'warn' | 'error', msg: string): void {
-    const s = this.#seen.get(msg);
-    if (!s) return;
-    this.#seen.delete(msg);
-    if (s.repeats > 0) this.logger[level]({ repeats: s.repeats, seconds: EVERY_MS / 1000 }, `${msg} (repeated ${s.repeats} times in ${EVERY_MS / 1000} s)`);
+    setTimeout(() => {
+      this.#seen.delete(msg);
+      if (entry.repeats > 0) this.logger[level]({ repeats: entry.repeats, seconds: EVERY_MS / 1000 }, `${msg} (repeated ${entry.repeats} times in ${EVERY_MS / 1000} s)`);
+    }, EVERY_MS).unref();
   }
 }

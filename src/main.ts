@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, readFileSync, watch } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
-import { outputTypes } from '../outputs/index.ts';
+import { outputTypes, defaultOutput } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
 import { startRouter } from './app.ts';
 
@@ -49,7 +49,7 @@ async function main(): Promise<number> {
 
   let cfg;
   try {
-    cfg = loadConfig({ file: args.values['config-file'], types: outputTypes });
+    cfg = loadConfig({ file: args.values['config-file'], types: outputTypes, defaultOutput });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -64,7 +64,7 @@ async function main(): Promise<number> {
 
   const logger = createLogger(cfg.debug ? 'debug' : cfg.log.level);
   for (const w of cfg.warnings) logger.warn(w);
-  if (cfg.usingDefaultOutput) logger.info('no output configured: writing events to ./falco-events.ndjson (the embedded default)');
+  if (cfg.usingDefaultOutput) logger.info({ output: defaultOutput }, 'no output configured: running the embedded default output');
   // Node's default for SIGHUP is to exit. One that arrives while the router starts (a ConfigMap
   // update while Redis is still coming up) is kept and acted on once the router runs.
   let hupWhileStarting = false;
@@ -87,7 +87,7 @@ async function main(): Promise<number> {
     watcher?.sync();
     let next;
     try {
-      next = loadConfig({ file, types: outputTypes });
+      next = loadConfig({ file, types: outputTypes, defaultOutput });
       const r = await router.reload(next);
       router.metrics.reloads.inc({ result: 'ok' });
       for (const w of next.warnings) logger.warn(w);

@@ -1,9 +1,8 @@
 /**
  * Slack (Incoming Webhook): falcosidekick's attachment message (payload.ts), plus flood control:
- * the pipeline starts at most `delivery.ratelimit` sends a second and hands the alerts beyond
- * `delivery.summarizeabove` to sendSummary(), one message with a "N more alerts for rule X in the
- * last M minutes" attachment per rule. A send posts one message per alert, so the rate is one of
- * messages only with maxbatch 1 (the default): a batch of 10 is posted at once.
+ * the pipeline starts at most `delivery.ratelimit` sends (one message each: maxbatch is at most 1)
+ * a second, and hands the alerts beyond `delivery.summarizeabove` to sendSummary(), one message
+ * with a "N more alerts for rule X in the last M minutes" attachment per rule.
  *
  * Sent with the SDK's HttpTarget (undici), not @slack/webhook: IncomingWebhook.send() takes no
  * AbortSignal, exposes neither Retry-After nor the TLS settings (checkcert, mutualtls), and writes
@@ -12,7 +11,6 @@
 import { z } from 'zod';
 import {
   HttpTarget,
-  OutputError,
   httpUrl,
   bool,
   goTemplate,
@@ -86,15 +84,7 @@ class SlackOutput implements Output {
     for (const item of batch) {
       const ev = item.event;
       const text = this.#template ? await this.#template.renderOrEmpty(payloadData(ev), (msg, extra) => this.deps.logger.warn(extra, msg)) : undefined;
-      try {
-        await this.#post(slackPayload(ev, this.#look, text || undefined), ctx.signal);
-      } catch (err) {
-        if (err instanceof OutputError && err.status === 400) {
-          ctx.failed([item], err);
-          continue;
-        }
-        throw err;
-      }
+      await this.#post(slackPayload(ev, this.#look, text || undefined), ctx.signal);
       ctx.delivered([item]);
     }
   }

@@ -396,19 +396,6 @@ describe('Slack’s answers', () => {
     assert.equal(fake.messages().length, 0);
   });
 
-  test('a 400 refuses only its own message: the rest of the batch still goes out', async (t) => {
-    const fake = await fakeSlack(t, [slackReplies.ok(), slackReplies.invalidPayload(), slackReplies.ok()]);
-    const { out } = await adapter(t, fake);
-    const events = [1, 2, 3, 4].map((n) => stored(falcoEvent(n)));
-    const ctx = sendContext();
-    await out.send(events, ctx);
-    assert.deepEqual(ctx.reported.delivered, [events[0], events[2], events[3]]);
-    assert.equal(ctx.reported.failed.length, 1);
-    assert.deepEqual(ctx.reported.failed[0].events, [events[1]]);
-    assert.match(ctx.reported.failed[0].error.message, /answered 400: invalid_payload$/);
-    assert.deepEqual(fake.messages().map(markerOfMessage), [1, 3, 4]);
-  });
-
   test('a refusal of the webhook itself (403, 404, 410) or a 429 ends the batch: the later messages are not posted', async (t) => {
     const fake = await fakeSlack(t);
     const { out } = await adapter(t, fake);

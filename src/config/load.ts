@@ -36,7 +36,6 @@ export interface RouterConfig extends Omit<GlobalConfig, 'outputs' | 'templatedf
   warnings: string[];
 }
 
-export const DEFAULT_OUTPUT = { name: 'file', type: 'file', path: 'falco-events.ndjson' };
 
 type Env = Record<string, string | undefined>;
 type Raw = Record<string, unknown>;
@@ -47,7 +46,8 @@ const INSTANCE_KEYS = Object.keys(instanceSchema.shape);
 /** Keys of an instance a falcosidekick section may set besides its type's own. */
 const SECTION_COMMON = fields(instanceSchema.omit({ name: true, type: true }));
 
-export function loadConfig(opts: { file?: string; env?: Env; types: Types }): RouterConfig {
+/** `defaultOutput`: the instance run when none is configured (the registry's embedded default). */
+export function loadConfig(opts: { file?: string; env?: Env; types: Types; defaultOutput?: Raw }): RouterConfig {
   const env = opts.env ?? process.env;
   const problems: string[] = [];
   const warnings: string[] = [];
@@ -87,7 +87,8 @@ export function loadConfig(opts: { file?: string; env?: Env; types: Types }): Ro
       if (nonEmpty(env[name])) warnings.push(`${name}: falcosidekick output ${section} is not supported by this router; ignored`);
     }
   }
-  for (const [section] of FALCOSIDEKICK_SECTIONS) delete raw[section.split('.')[0]];
+  // Sections are read; what remains at the top level must be a global setting.
+  for (const section of [...supported, ...FALCOSIDEKICK_SECTIONS.map(([s]) => s)]) delete raw[section.split('.')[0]];
 
   const global = globalSchema.safeParse({ ...raw, outputs: [] });
   if (!global.success) problems.push(...formatIssues(global.error, ''));
@@ -106,9 +107,9 @@ export function loadConfig(opts: { file?: string; env?: Env; types: Types }): Ro
   const outputs: OutputInstance[] = [];
   const names = new Map<string, string>();
   let usingDefaultOutput = false;
-  if (instances.length === 0) {
+  if (instances.length === 0 && opts.defaultOutput) {
     usingDefaultOutput = true;
-    instances.push({ raw: { ...DEFAULT_OUTPUT }, origin: 'default output', lenient: false });
+    instances.push({ raw: { ...opts.defaultOutput }, origin: 'default output', lenient: false });
   }
   for (const inst of instances) {
     const out = validateInstance(inst.raw, inst.origin, inst.lenient, opts.types, problems);

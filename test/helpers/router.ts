@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config/load.ts';
-import { outputTypes } from '../../outputs/index.ts';
+import { outputTypes, defaultOutput } from '../../outputs/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { startRouter, type Router } from '../../src/app.ts';
 import { freePort } from './ports.ts';
@@ -26,7 +26,7 @@ export async function startTestRouter(yaml: string, env: Record<string, string> 
   writeFileSync(file, yaml);
   const port = await freePort();
   // A short grace period keeps tests whose outputs stay down from waiting the default 10 s on stop.
-  const cfg = loadConfig({ file, env: { LISTENADDRESS: '127.0.0.1', LISTENPORT: String(port), SHUTDOWN_GRACEPERIOD: '1s', ...env }, types: outputTypes });
+  const cfg = loadConfig({ file, env: { LISTENADDRESS: '127.0.0.1', LISTENPORT: String(port), SHUTDOWN_GRACEPERIOD: '1s', ...env }, types: outputTypes, defaultOutput });
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {

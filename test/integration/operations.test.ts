@@ -19,7 +19,7 @@ import { spawnRouter, runCli } from '../helpers/process.ts';
 import { startHttpSink, type HttpSink } from '../../outputs/sdk/testkit/http-sink.ts';
 import { falcoEvent, markerOf } from '../fixtures/events.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { outputTypes } from '../../outputs/index.ts';
+import { outputTypes, defaultOutput } from '../../outputs/index.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -107,7 +107,7 @@ async function reloadWith(r: TestRouter, yaml: string, env: Record<string, strin
   const file = join(tempDir(), 'next.yaml');
   writeFileSync(file, yaml);
   const port = new URL(r.url).port;
-  const cfg = loadConfig({ file, env: { LISTENADDRESS: '127.0.0.1', LISTENPORT: port, SHUTDOWN_GRACEPERIOD: '1s', ...env }, types: outputTypes });
+  const cfg = loadConfig({ file, env: { LISTENADDRESS: '127.0.0.1', LISTENPORT: port, SHUTDOWN_GRACEPERIOD: '1s', ...env }, types: outputTypes, defaultOutput });
   const result = await r.reload(cfg);
   assert.deepEqual(result.restartNeeded, [], 'nothing in these reloads needs a restart');
   return result;

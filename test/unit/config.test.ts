@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, ConfigError, maskedOutputs, type RouterConfig } from '../../src/config/load.ts';
-import { outputTypes } from '../../outputs/index.ts';
+import { outputTypes, defaultOutput } from '../../outputs/index.ts';
 import { tempDir } from '../helpers/router.ts';
 
 function load(yaml: string | undefined, env: Record<string, string> = {}): RouterConfig {
@@ -12,7 +12,7 @@ function load(yaml: string | undefined, env: Record<string, string> = {}): Route
     file = join(tempDir(), 'config.yaml');
     writeFileSync(file, yaml);
   }
-  return loadConfig({ file, env, types: outputTypes });
+  return loadConfig({ file, env, types: outputTypes, defaultOutput });
 }
 
 function problems(yaml: string | undefined, env: Record<string, string> = {}): string[] {

@@ -403,6 +403,49 @@ describe('worker', () => {
     assert.deepEqual(sent, [7, 8, 9]);
   });
 
+  test('records progress about once a second while a long job is delivered, so a crash repeats at most that second', async () => {
+    const sent: number[] = [];
+    const { clock, queue, enqueue } = start(
+      {
+        async send(batch) {
+          await new Promise<void>((resolve) => clock.setTimeout(resolve, 300));
+          sent.push(...markers(batch));
+        },
+      },
+      { maxbatch: 1 },
+    );
+    await enqueue(...Array.from({ length: 10 }, (_, i) => i));
+    await clock.advance(1250);
+    assert.deepEqual(sent, [0, 1, 2, 3]);
+    assert.equal(await queue.depth('out'), 6, 'the queue knows the first four went out before the job ended');
+  });
+
+  test('flood control counts what was sent but not yet recorded: a backlog back within the bound is not summarised', async () => {
+    const sent: number[] = [];
+    const summaries: number[][] = [];
+    const { clock, queue, enqueue } = start(
+      {
+        async send(batch) {
+          await new Promise<void>((resolve) => clock.setTimeout(resolve, 100));
+          sent.push(...markers(batch));
+        },
+        async sendSummary(events) {
+          summaries.push(markers(events));
+        },
+      },
+      { summarizeabove: 3, maxbatch: 1 },
+    );
+    await enqueue(...Array.from({ length: 10 }, (_, i) => i));
+    await clock.advance(250);
+    assert.deepEqual(summaries, [[0, 1, 2, 3, 4, 5, 6]]);
+    assert.deepEqual(sent, [7, 8]);
+    // The queue still counts 10 for the first job; 9 of them are settled.
+    await queue.enqueue(new Map([['out', [stored(20), stored(21)]]]), clock.now());
+    await clock.advance(1000);
+    assert.deepEqual(summaries, [[0, 1, 2, 3, 4, 5, 6]], 'the new alerts are within the bound: no summary');
+    assert.deepEqual(sent, [7, 8, 9, 20, 21]);
+  });
+
   test('a stop hands back a job in backoff; the next worker resumes after what was delivered', async () => {
     let fail = true;
     const sent: number[] = [];
