@@ -24,6 +24,9 @@ export interface OutputInstance {
   origin: string;
   minimumpriority: number;
   delivery: Required<DeliverySettings>;
+  /** Noise control in the pipeline; absent when off. */
+  dedup?: { window: number; key?: string[] };
+  throttle?: { window: number; max: number; key?: string[] };
   settings: Record<string, unknown>;
 }
 
@@ -149,6 +152,8 @@ function validateInstance(raw: Raw, origin: string, lenient: boolean, types: Typ
     type: type.type,
     origin,
     minimumpriority: common.data.minimumpriority,
+    dedup: common.data.dedup,
+    throttle: common.data.throttle,
     delivery: {
       ...d,
       concurrency: d.concurrency ?? (common.data.maxconcurrentrequests || undefined) ?? t.concurrency,
