@@ -540,7 +540,7 @@ describe('dedup and throttle', () => {
     await clock.advance(1000);
     assert.deepEqual(sent, [0, 1, 10, 11]);
     assert.deepEqual(filtered, [['throttle', 1], ['throttle', 1], ['throttle', 1], ['throttle', 1], ['throttle', 1]]);
-    assert.deepEqual(summaries, []);
+    assert.equal(summaries.length, 0, "no summary before the window ends");
     await clock.advance(60_000);
     const groups = summaries.flat().sort((a, b) => b.count - a.count);
     assert.deepEqual(groups.map((g) => [g.reason, g.key, g.count]), [
