@@ -281,6 +281,6 @@ export function maskedOutputs(cfg: RouterConfig, types: Types): unknown[] {
     const settings: Raw = {};
     for (const [k, v] of Object.entries(o.settings)) settings[k] = secrets.includes(k) && v !== '' ? '***' : v;
     const minimumpriority = o.minimumpriority === 0 ? '' : priorityName(o.minimumpriority);
-    return { name: o.name, type: o.type, minimumpriority, delivery: o.delivery, settings };
+    return { name: o.name, type: o.type, minimumpriority, delivery: o.delivery, dedup: o.dedup, throttle: o.throttle, settings };
   });
 }
