@@ -30,10 +30,19 @@ export class ConfigError extends RouterError {
   }
 }
 
+/** Why a body is not an alert; a label value of falco_router_events_rejected_total. */
+export type BadEventReason = 'emptyBody' | 'plainText' | 'invalidEvent';
+
 /** The message is shown to the sender. */
 export class BadEventError extends RouterError {
   readonly code = 'FR_ERR_BAD_EVENT';
   name = 'BadEventError';
+  constructor(
+    message: string,
+    readonly reason: BadEventReason = 'invalidEvent',
+  ) {
+    super(message);
+  }
 }
 
 export class BadRequestError extends RouterError {

@@ -7,10 +7,11 @@ import { timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { parseAndEnrich, type EnrichSettings } from '../event/enrich.ts';
+import type { EnrichSettings } from '../event/enrich.ts';
 import type { FalcoEvent } from '../event/falco-event.ts';
 import { priorityLevel } from '../event/priority.ts';
 import { routeEvent, type RoutableOutput } from '../route/route.ts';
+import { BAD_BODY, badBodyText, readAlertBody } from './alert-body.ts';
 import type { DeadLetter, QueueDriver } from '../queue/types.ts';
 import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -50,12 +51,10 @@ export interface IngestDeps {
   readiness?: (detail: boolean) => Promise<{ ready: boolean; body: unknown }>;
 }
 
-const BAD_BODY = 'Please send a valid request body';
 // A Buffer, so fastify does not append a charset: falcosidekick answers exactly application/json.
 const HEALTHZ = Buffer.from('{"status": "ok"}');
 const NOT_POST = 'Please send with post http method\n';
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
-const PLAIN_FALCO_LINE = /^(\d{2}:\d{2}:\d{2}\.\d+|\d{4}-\d{2}-\d{2}T[\d:.]+[+-]?\d*Z?): [A-Za-z]+ /;
 
 export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): FastifyInstance {
   const { node, ...timeouts } = timeoutOptions(deps.limits);
@@ -101,23 +100,16 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
 
   const ingest = async (req: FastifyRequest, reply: FastifyReply, body: string | undefined) => {
     const started = process.hrtime.bigint();
-    const reject = (reason: string, message: string) => {
-      metrics.rejected.inc({ reason });
-      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
-      return text(reply, 400, `${BAD_BODY}: ${message}\n`);
-    };
     const live = deps.live();
-    if (body === undefined || body.trim() === '') return reject('emptyBody', 'the body is empty');
-    if (body.trimStart()[0] !== '{' && (PLAIN_FALCO_LINE.test(body) || String(req.headers['content-type'] ?? '').startsWith('text/plain'))) {
-      return reject('plainText', 'the body is a plain-text Falco alert, not JSON; set json_output: true (and json_include_output_property: true) in falco.yaml');
-    }
     let ev: FalcoEvent;
     let json: string;
     try {
-      ({ event: ev, json } = await parseAndEnrich(body, live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg)));
+      ({ event: ev, json } = await readAlertBody(body, String(req.headers['content-type'] ?? ''), live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg)));
     } catch (err) {
-      if (err instanceof BadEventError) return reject('invalidEvent', err.message);
-      throw err;
+      if (!(err instanceof BadEventError)) throw err;
+      metrics.rejected.inc({ reason: err.reason });
+      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
+      return text(reply, 400, badBodyText(err));
     }
     if (live.debug) logger.debug({ payload: json }, "Falco's payload");
     const targets = routeEvent(ev, live.outputs);
