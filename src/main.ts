@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync, watch } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
-import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
+import { loadConfig, maskedOutputs, shownExclude, ConfigError } from './config/load.ts';
 import { outputTypes, defaultOutput } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
 import { startRouter } from './app.ts';
@@ -58,7 +58,8 @@ async function main(): Promise<number> {
     throw err;
   }
   if (command === 'check-config') {
-    process.stdout.write(JSON.stringify({ queue: cfg.queue.driver, outputs: maskedOutputs(cfg, outputTypes), warnings: cfg.warnings }, null, 2) + '\n');
+    const shown = { queue: cfg.queue.driver, exclude: shownExclude(cfg.exclude), outputs: maskedOutputs(cfg, outputTypes), warnings: cfg.warnings };
+    process.stdout.write(JSON.stringify(shown, null, 2) + '\n');
     return 0;
   }
 
