@@ -6,6 +6,17 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 import type { FailureReason } from './errors.ts';
 import type { DeliveryObserver, DeliveryWorker } from './pipeline/worker.ts';
 import type { QueueDriver } from './queue/types.ts';
+import { ROUTE_REASONS, type RouteReason } from './route/route.ts';
+
+/** Why an instance did not get an alert: routing's reasons (later also silence, dedup, throttle). Never a rule or field value. */
+export type FilterReason = RouteReason;
+const FILTER_REASONS: readonly FilterReason[] = ROUTE_REASONS;
+
+/** One instance's filtered counts: the metric's series (bound once) and the process's own numbers for /ready. */
+interface FilteredOf {
+  series: Record<FilterReason, { inc(n?: number): void }>;
+  counts: Record<FilterReason, number>;
+}
 
 export class Metrics implements DeliveryObserver {
   readonly registry = new Registry();
@@ -22,6 +33,8 @@ export class Metrics implements DeliveryObserver {
   readonly reloads: Counter<'result'>;
   readonly outputEvents: Counter<'output' | 'type' | 'stat'>;
   readonly setupFailures: Counter<'output' | 'type'>;
+  readonly filteredEvents: Counter<'output' | 'reason'>;
+  readonly #filtered = new Map<string, FilteredOf>();
 
   constructor() {
     const r = this.registry;
@@ -65,6 +78,12 @@ export class Metrics implements DeliveryObserver {
       labelNames: ['output', 'type'],
       registers: [r],
     });
+    this.filteredEvents = new Counter({
+      name: 'falco_router_events_filtered_total',
+      help: 'Alerts accepted but not sent to an output, by output and reason (priority: below its minimumpriority; match: a matcher of its match does not hold; exclude: an exclude entry, global or its own, matches)',
+      labelNames: ['output', 'reason'],
+      registers: [r],
+    });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
   }
 
@@ -91,6 +110,43 @@ export class Metrics implements DeliveryObserver {
       registers,
       collect: perOutput((w) => (w.state.status === 'running' ? 1 : 0)),
     });
+  }
+
+  /** Counts an alert an output did not get; at ingest once the alert is stored. */
+  filtered(output: string, reason: FilterReason, n = 1): void {
+    const f = this.#filteredOf(output);
+    f.counts[reason] += n;
+    f.series[reason].inc(n);
+  }
+
+  /** This process's filtered counts of an output, every reason present (0 when none), for /ready. */
+  filteredCounts(output: string): Record<FilterReason, number> {
+    return { ...this.#filteredOf(output).counts };
+  }
+
+  /**
+   * Binds an output's series once (a labelled inc hashes its labels on every call, and routing
+   * counts on the ingest path), which also shows them at 0 before the first alert is filtered.
+   */
+  #filteredOf(output: string): FilteredOf {
+    let f = this.#filtered.get(output);
+    if (!f) {
+      const series = {} as FilteredOf['series'];
+      const counts = {} as FilteredOf['counts'];
+      for (const reason of FILTER_REASONS) {
+        series[reason] = this.filteredEvents.labels({ output, reason });
+        this.filteredEvents.inc({ output, reason }, 0);
+        counts[reason] = 0;
+      }
+      f = { series, counts };
+      this.#filtered.set(output, f);
+    }
+    return f;
+  }
+
+  /** Shows the filtered series of these outputs at 0 from the start (dashboards can add them up at once). */
+  watchFiltered(outputs: readonly string[]): void {
+    for (const o of outputs) this.#filteredOf(o);
   }
 
   outputEvent(output: string, type: string, stat: string, n: number): void {

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { EnrichSettings } from '../event/enrich.ts';
 import type { FalcoEvent } from '../event/falco-event.ts';
 import { priorityLevel } from '../event/priority.ts';
-import { routeEvent, type RoutableOutput } from '../route/route.ts';
+import type { RoutingTable } from '../route/route.ts';
 import { BAD_BODY, badBodyText, readAlertBody } from './alert-body.ts';
 import type { DeadLetter, QueueDriver } from '../queue/types.ts';
 import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors.ts';
@@ -23,7 +23,8 @@ import { RepeatLimiter } from '../log.ts';
 export interface LiveSettings {
   debug: boolean;
   enrich: EnrichSettings;
-  outputs: readonly RoutableOutput[];
+  /** The output instances and what each takes, compiled once per config. */
+  routing: RoutingTable;
   /** Bearer token for non-Falco senders; '' for none. */
   token: string;
   testEndpoint: 'enabled' | 'disabled' | 'token';
@@ -112,15 +113,21 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       return text(reply, 400, badBodyText(err));
     }
     if (live.debug) logger.debug({ payload: json }, "Falco's payload");
-    const targets = routeEvent(ev, live.outputs);
+    const routing = live.routing;
+    const routed = routing.route(ev);
     try {
-      await deps.groupCommit.submit(targets.map((name) => [name, json] as const));
+      await deps.groupCommit.submit(routed.targets.map((name) => [name, json] as const));
     } catch (err) {
       if (!(err instanceof QueueUnavailableError)) throw err;
       metrics.rejected.inc({ reason: 'queueUnavailable' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
       repeats.log('error', { err: err.message }, `event may not be stored; answered 503: ${err.message}`);
       return text(reply, 503, `Service Unavailable: the event may not be stored: ${err.message}\n`);
+    }
+    // Stored: what was held back now counts (a 503'd alert is not filtered, it is refused).
+    for (let i = 0; i < routed.reasons.length; i++) {
+      const why = routed.reasons[i];
+      if (why !== undefined) metrics.filtered(routing.outputs[i].name, why);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });
     metrics.falcoEvents.inc({
@@ -207,12 +214,12 @@ function registerDeadLetterApi(
   authorized: (req: FastifyRequest) => boolean,
   unauthorized: (reply: FastifyReply) => FastifyReply,
 ): void {
-  const known = (name: string) => deps.live().outputs.some((o) => o.name === name);
+  const known = (name: string) => deps.live().routing.outputs.some((o) => o.name === name);
   // On the routes themselves, not on the raw URL: the router decodes the path before matching, so
   // a check of req.url would let /%61pi/v1/deadletters/… through without the token.
   const guard = { onRequest: async (req: FastifyRequest, reply: FastifyReply) => (authorized(req) ? undefined : unauthorized(reply)) };
   app.get('/api/v1/deadletters', guard, async () => ({
-    outputs: await Promise.all(deps.live().outputs.map(async (o) => ({ output: o.name, count: await deps.queue.deadLetterCount(o.name) }))),
+    outputs: await Promise.all(deps.live().routing.outputs.map(async (o) => ({ output: o.name, count: await deps.queue.deadLetterCount(o.name) }))),
   }));
   app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', guard, async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });
