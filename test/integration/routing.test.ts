@@ -284,3 +284,100 @@ outputs:
   assert.equal(ko.code, 1);
   assert.match(ko.stderr, /outputs\[2\]\.match\[0\]: unexpected '=' at column 13: expected a value in double quotes/);
 });
+
+test('route-test reads one alert from stdin and says, for each output, whether it is sent and why not', async () => {
+  const dir = tempDir();
+  const cfgFile = join(dir, 'routes.yaml');
+  writeFileSync(
+    cfgFile,
+    `exclude:
+  - matchers: ['k8s.ns.name=~"external-(dns|secrets)"', 'rule="Contact K8S API Server From Container"']
+    comment: controllers that talk to the API server by design
+outputs:
+  - name: slack-team-a
+    type: slack
+    webhookurl: "https://hooks.slack.com/services/T1/B2/slacksecret456"
+    minimumpriority: warning
+    match: ['k8s.ns.name=~"team-a-.*"']
+    exclude:
+      - matchers: ['rule="Terminal shell in container"', 'user.name="ci-bot"']
+        comment: CI opens shells
+  - name: slack-team-b
+    type: slack
+    webhookurl: "https://hooks.slack.com/services/T1/B2/other789"
+    match: ['k8s.ns.name=~"team-b-.*"', 'tags="network"']
+  - { name: audit, type: file, path: ${join(dir, 'audit.ndjson')}, minimumpriority: critical }
+  - { name: archive, type: file, path: ${join(dir, 'archive.ndjson')} }
+`,
+  );
+  const shell = alert(1, 'team-a-web', { rule: 'Terminal shell in container', fields: { 'user.name': 'ci-bot' } });
+  const teamA = alert(2, 'team-a-web');
+  const noisy = alert(3, 'external-dns', { rule: 'Contact K8S API Server From Container' });
+  const [human, json, noisyJson, test, bad, plain, badConfig] = await Promise.all([
+    runCli(['route-test', '-c', cfgFile], {}, shell),
+    runCli(['route-test', '-c', cfgFile, '--json'], {}, teamA),
+    runCli(['route-test', '-c', cfgFile, '--json'], {}, noisy),
+    runCli(['route-test', '-c', cfgFile], {}, alert(4, 'nowhere', { rule: 'Test rule', priority: 'Debug' })),
+    runCli(['route-test', '-c', cfgFile], {}, '{"rule":"x","priority":"urgent","time":"2025-01-01T00:00:00Z","output_fields":{"a":1}}'),
+    runCli(['route-test', '-c', cfgFile], {}, '16:31:56.746609046: Error File below a known binary directory opened for writing'),
+    runCli(['route-test', '-c', join(dir, 'nope.yaml')], {}, teamA),
+  ]);
+
+  assert.equal(human.code, 0, human.stderr);
+  const line = (name: string) => human.stdout.split('\n').find((l) => l.startsWith(`${name} (`)) ?? '';
+  assert.match(human.stdout, /^alert: rule "Terminal shell in container", priority Warning, source "syscall", hostname "node-1"\nglobal exclude: no entry matches\n/);
+  assert.match(line('slack-team-a'), /not sent: outputs\[0\]\.exclude\[0\] \(CI opens shells\) matches: rule="Terminal shell in container", user\.name="ci-bot"$/);
+  assert.match(line('slack-team-b'), /not sent: match\[0\] k8s\.ns\.name=~"team-b-\.\*" does not hold \(k8s\.ns\.name is "team-a-web"\)$/);
+  assert.match(line('audit'), /not sent: priority Warning is below its minimumpriority Critical$/);
+  assert.match(line('archive'), /sent$/);
+  assert.match(human.stdout, /\nsent to 1 of 4 outputs\n$/);
+  assert.ok(!human.stdout.includes('slacksecret456'));
+
+  assert.equal(json.code, 0, json.stderr);
+  const j = JSON.parse(json.stdout) as { alert: Record<string, string>; test: boolean; globalExclude: unknown; outputs: Array<Record<string, unknown>> };
+  assert.deepEqual(j.alert, { rule: 'Read sensitive file untrusted', priority: 'Warning', source: 'syscall', hostname: 'node-1' });
+  assert.equal(j.globalExclude, null);
+  assert.deepEqual(j.outputs, [
+    { name: 'slack-team-a', type: 'slack', sent: true },
+    { name: 'slack-team-b', type: 'slack', sent: false, reason: 'match', matcher: 'k8s.ns.name=~"team-b-.*"', index: 0, field: 'k8s.ns.name', value: 'team-a-web' },
+    { name: 'audit', type: 'file', sent: false, reason: 'priority', minimumpriority: 'Critical' },
+    { name: 'archive', type: 'file', sent: true },
+  ]);
+
+  assert.equal(noisyJson.code, 0, noisyJson.stderr);
+  const n = JSON.parse(noisyJson.stdout) as { globalExclude: { key: string; comment: string; matchers: string[] }; outputs: Array<{ sent: boolean; reason?: string; exclude?: { key: string } }> };
+  assert.deepEqual(n.globalExclude, {
+    scope: 'global',
+    key: 'exclude[0]',
+    index: 0,
+    comment: 'controllers that talk to the API server by design',
+    matchers: ['k8s.ns.name=~"external-(dns|secrets)"', 'rule="Contact K8S API Server From Container"'],
+  });
+  // Priority comes first: audit (critical) counts it as priority, the others as the global exclude.
+  assert.deepEqual(
+    n.outputs.map((o) => [o.sent, o.reason, o.exclude?.key]),
+    [
+      [false, 'exclude', 'exclude[0]'],
+      [false, 'exclude', 'exclude[0]'],
+      [false, 'priority', undefined],
+      [false, 'exclude', 'exclude[0]'],
+    ],
+  );
+
+  assert.equal(test.code, 0, test.stderr);
+  assert.match(test.stdout, /"Test rule" reaches every output/);
+  assert.match(test.stdout, /\nsent to 4 of 4 outputs\n$/);
+
+  // A bad alert: the words of ingest's 400, exit code 1, nothing on stdout.
+  assert.deepEqual([bad.code, bad.stdout, bad.stderr], [1, '', 'Please send a valid request body: "priority": "urgent" is not a Falco priority\n']);
+  const r = await startTestRouter(`outputs: [{ name: archive, type: file, path: "${join(dir, 'ingest.ndjson')}" }]\n`);
+  try {
+    assert.deepEqual(await r.post('{"rule":"x","priority":"urgent","time":"2025-01-01T00:00:00Z","output_fields":{"a":1}}'), { status: 400, body: bad.stderr });
+  } finally {
+    await r.stop();
+  }
+  assert.equal(plain.code, 1);
+  assert.match(plain.stderr, /^Please send a valid request body: the body is a plain-text Falco alert, not JSON/);
+  assert.equal(badConfig.code, 1);
+  assert.match(badConfig.stderr, /cannot read config file .*nope\.yaml/);
+});
