@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMatcher, matcherFromObject, matchesAll, Matcher, type MatchOp } from '../../src/routing/matcher.ts';
+import { RE2JS } from 're2js';
 import { MatcherError } from '../../src/errors.ts';
 import { exactNumber, parseLossless } from '../../src/event/json.ts';
 import type { FalcoEvent } from '../../src/event/falco-event.ts';
@@ -109,6 +110,18 @@ test('RE2 syntax as in Go: classes, Unicode, \\Q…\\E; a dot does not match a n
     ],
     ev,
   );
+});
+
+test('the literal-prefix shortcut gives RE2\'s own answer (prefixes, literals, case folding, alternations, newlines)', () => {
+  const patterns = ['team-a-.*', 'team-a-web', 'team-(a|b)-.*', 'team-a|team-b', 'a-x|b-x', '(?i)team-a-.*', 'team-[ab]', 'te+am', 'team-a-.*x', '', 'é+t.*', '\\.sh', 'x*', '(team)-a'];
+  const inputs = ['team-a-web', 'team-a-', 'team-a', 'team-b-api', 'TEAM-a-web', 'team-a-\nweb', 'a-x', 'b-x', 'teeam', 'team-ax', '', 'éét', '.sh', 'xx', 'team-b'];
+  for (const p of patterns) {
+    const re = RE2JS.compile(p);
+    const m = new Matcher('f', '=~', p);
+    for (const input of inputs) {
+      assert.equal(m.matches(alert({ output_fields: { f: input } })), re.matches(input), `${p} against ${JSON.stringify(input)}`);
+    }
+  }
 });
 
 test('numbers compare by their exact text: int64 stay exact, decimals as stored', () => {
