@@ -12,11 +12,6 @@ import { ROUTE_REASONS, type RouteReason } from './route/route.ts';
 export type FilterReason = RouteReason;
 const FILTER_REASONS: readonly FilterReason[] = ROUTE_REASONS;
 
-/** One instance's filtered counts: the metric's series (bound once) and the process's own numbers for /ready. */
-interface FilteredOf {
-  series: Record<FilterReason, { inc(n?: number): void }>;
-  counts: Record<FilterReason, number>;
-}
 
 export class Metrics implements DeliveryObserver {
   readonly registry = new Registry();
@@ -34,7 +29,8 @@ export class Metrics implements DeliveryObserver {
   readonly outputEvents: Counter<'output' | 'type' | 'stat'>;
   readonly setupFailures: Counter<'output' | 'type'>;
   readonly filteredEvents: Counter<'output' | 'reason'>;
-  readonly #filtered = new Map<string, FilteredOf>();
+  /** Per output, the filtered counts: read by the metric at scrape time and by /ready. */
+  readonly #filtered = new Map<string, Record<FilterReason, number>>();
 
   constructor() {
     const r = this.registry;
@@ -78,11 +74,19 @@ export class Metrics implements DeliveryObserver {
       labelNames: ['output', 'type'],
       registers: [r],
     });
+    const filtered = this.#filtered;
     this.filteredEvents = new Counter({
       name: 'falco_router_events_filtered_total',
       help: 'Alerts accepted but not sent to an output, by output and reason (priority: below its minimumpriority; match: a matcher of its match does not hold; exclude: an exclude entry, global or its own, matches)',
       labelNames: ['output', 'reason'],
       registers: [r],
+      // Counted in plain numbers and written out here, at scrape time: prom-client hashes and
+      // checks the labels on every inc (a bound child included), and routing counts up to one
+      // per instance for every alert, on the ingest path.
+      collect() {
+        this.reset();
+        for (const [output, counts] of filtered) for (const reason of FILTER_REASONS) this.inc({ output, reason }, counts[reason]);
+      },
     });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
   }
@@ -114,34 +118,22 @@ export class Metrics implements DeliveryObserver {
 
   /** Counts an alert an output did not get; at ingest once the alert is stored. */
   filtered(output: string, reason: FilterReason, n = 1): void {
-    const f = this.#filteredOf(output);
-    f.counts[reason] += n;
-    f.series[reason].inc(n);
+    this.#filteredOf(output)[reason] += n;
   }
 
   /** This process's filtered counts of an output, every reason present (0 when none), for /ready. */
   filteredCounts(output: string): Record<FilterReason, number> {
-    return { ...this.#filteredOf(output).counts };
+    return { ...this.#filteredOf(output) };
   }
 
-  /**
-   * Binds an output's series once (a labelled inc hashes its labels on every call, and routing
-   * counts on the ingest path), which also shows them at 0 before the first alert is filtered.
-   */
-  #filteredOf(output: string): FilteredOf {
-    let f = this.#filtered.get(output);
-    if (!f) {
-      const series = {} as FilteredOf['series'];
-      const counts = {} as FilteredOf['counts'];
-      for (const reason of FILTER_REASONS) {
-        series[reason] = this.filteredEvents.labels({ output, reason });
-        this.filteredEvents.inc({ output, reason }, 0);
-        counts[reason] = 0;
-      }
-      f = { series, counts };
-      this.#filtered.set(output, f);
+  #filteredOf(output: string): Record<FilterReason, number> {
+    let counts = this.#filtered.get(output);
+    if (!counts) {
+      counts = {} as Record<FilterReason, number>;
+      for (const reason of FILTER_REASONS) counts[reason] = 0;
+      this.#filtered.set(output, counts);
     }
-    return f;
+    return counts;
   }
 
   /** Shows the filtered series of these outputs at 0 from the start (dashboards can add them up at once). */
