@@ -12,7 +12,6 @@ import { ROUTE_REASONS, type RouteReason } from './route/route.ts';
 export type FilterReason = RouteReason;
 const FILTER_REASONS: readonly FilterReason[] = ROUTE_REASONS;
 
-
 export class Metrics implements DeliveryObserver {
   readonly registry = new Registry();
   readonly falcoEvents: Counter<'hostname' | 'rule' | 'priority' | 'priority_raw' | 'source' | 'k8s_ns_name' | 'k8s_pod_name'>;
