@@ -28,7 +28,8 @@ function table(rows: Field[], key: (f: Field) => string, env: (f: Field) => stri
   const lines = ['| Key | Env | Type | Default | Description |', '|---|---|---|---|---|'];
   for (const f of rows) {
     const secret = secrets.includes(f.path.split('.')[0]) ? ' Secret: masked by check-config, redacted from every log and error.' : '';
-    lines.push(`| \`${key(f)}\` | ${env(f) ? `\`${env(f)}\`` : ''} | ${cell(f.type)} | ${cell(defaultOf(f))} | ${cell(f.description + secret)} |`);
+    const fileOnly = f.env === 'none' ? ' Set in the config file only (no environment variable).' : '';
+    lines.push(`| \`${key(f)}\` | ${env(f) ? `\`${env(f)}\`` : ''} | ${cell(f.type)} | ${cell(defaultOf(f))} | ${cell(f.description + fileOnly + secret)} |`);
   }
   return lines.join('\n');
 }
@@ -37,14 +38,15 @@ function table(rows: Field[], key: (f: Field) => string, env: (f: Field) => stri
 export function referenceBlocks(types: readonly OutputType[]): Map<string, string> {
   const blocks = new Map<string, string>();
   const global = fields(globalSchema).filter((f) => f.path !== 'outputs');
-  blocks.set('global', table(global, (f) => f.path, (f) => envName(f.path)));
+  // Keys without an env variable (env: none, the matcher lists) show an empty Env cell.
+  blocks.set('global', table(global, (f) => f.path, (f) => (f.env === 'none' ? '' : envName(f.path))));
   const common = fields(instanceSchema);
   blocks.set(
     'instance',
     table(
       common,
       (f) => f.path,
-      (f) => (['name', 'type'].includes(f.path) ? '' : `<SECTION>_${envName(f.path)}`),
+      (f) => (['name', 'type'].includes(f.path) || f.env === 'none' ? '' : `<SECTION>_${envName(f.path)}`),
     ),
   );
   for (const t of types) {

@@ -16,6 +16,7 @@ import { createInstance, type InstanceContext } from './pipeline/instance.ts';
 import { GroupCommit } from './ingest/group-commit.ts';
 import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from './ingest/server.ts';
 import { Metrics } from './metrics.ts';
+import { RoutingTable } from './route/route.ts';
 import { resolveMaxConnections } from './ingest/connections.ts';
 
 export interface Router {
@@ -55,13 +56,18 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
   let workers = cfg.outputs.map((inst) => createInstance(inst, context(cfg)));
   for (const w of workers) w.start();
 
-  const liveFrom = (c: RouterConfig): LiveSettings => ({
-    debug: c.debug,
-    enrich: c,
-    outputs: workers.map((w) => ({ name: w.instance.name, minimumpriority: w.instance.minimumpriority })),
-    token: readToken(c),
-    testEndpoint: c.testendpoint,
-  });
+  // Routing reads the config, not the workers: a change to minimumpriority, match or exclude only
+  // swaps this table (an alert already routed keeps its deliveries; nothing in flight is touched).
+  const liveFrom = (c: RouterConfig): LiveSettings => {
+    metrics.watchFiltered(c.outputs.map((o) => o.name));
+    return {
+      debug: c.debug,
+      enrich: c,
+      routing: new RoutingTable(c.outputs, c.exclude),
+      token: readToken(c),
+      testEndpoint: c.testendpoint,
+    };
+  };
   let live = liveFrom(cfg);
   metrics.watchOutputs(queue, () => workers);
 
@@ -89,6 +95,8 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
             setupError: setupError && (detail ? setupError : { at: setupError.at, attempts: setupError.attempts, retryAt: setupError.retryAt }),
             backlog: await queue.depth(w.instance.name).catch(() => null),
             deadLetters: await queue.deadLetterCount(w.instance.name).catch(() => null),
+            // This process's counts (a replica's own), kept next to the metric: no registry read per probe.
+            filtered: metrics.filteredCounts(w.instance.name),
           };
         }),
       );
@@ -131,8 +139,10 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     const restartNeeded = RESTART_KEYS.filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(next[k]));
     const before = new Map(workers.map((w) => [w.instance.name, w]));
     const wanted = new Map(next.outputs.map((o) => [o.name, o]));
-    // `origin` (outputs[i]) only says where the instance was written: moving it in the list changes nothing.
-    const comparable = ({ origin: _origin, ...rest }: OutputInstance) => JSON.stringify(rest);
+    // `origin` (outputs[i]) only says where the instance was written: moving it in the list changes
+    // nothing. Routing settings are read by the routing table, not the worker: changing them does
+    // not restart the output.
+    const comparable = ({ origin: _origin, minimumpriority: _min, match: _match, exclude: _exclude, ...rest }: OutputInstance) => JSON.stringify(rest);
     const removed = [...before.keys()].filter((n) => !wanted.has(n));
     const changed = [...wanted.keys()].filter((n) => before.has(n) && comparable(before.get(n)!.instance) !== comparable(wanted.get(n)!));
     const added = [...wanted.keys()].filter((n) => !before.has(n));

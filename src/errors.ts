@@ -7,6 +7,8 @@
 export type ErrorCode =
   /** The configuration (file, environment) is not valid; `problems` lists each with its key path. */
   | 'FR_ERR_CONFIG'
+  /** A matcher (`name="value"`, `name=~"regex"`, …) does not parse; `column` says where, when it came as text. */
+  | 'FR_ERR_MATCHER'
   /** A request body is not a valid Falco alert; the message says which field and why. */
   | 'FR_ERR_BAD_EVENT'
   /** A request the ingest side refuses before reading the alert (body too large, bad gzip). */
@@ -30,10 +32,32 @@ export class ConfigError extends RouterError {
   }
 }
 
+/** The message names the column (1-based, in characters) when the matcher came as text: `unexpected '=' at column 14`. */
+export class MatcherError extends RouterError {
+  readonly code = 'FR_ERR_MATCHER';
+  name = 'MatcherError';
+  constructor(
+    message: string,
+    /** 1-based column in the matcher text; absent for the object form (`{name, value, isRegex}`). */
+    readonly column?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Why a body is not an alert; a label value of falco_router_events_rejected_total. */
+export type BadEventReason = 'emptyBody' | 'plainText' | 'invalidEvent';
+
 /** The message is shown to the sender. */
 export class BadEventError extends RouterError {
   readonly code = 'FR_ERR_BAD_EVENT';
   name = 'BadEventError';
+  constructor(
+    message: string,
+    readonly reason: BadEventReason = 'invalidEvent',
+  ) {
+    super(message);
+  }
 }
 
 export class BadRequestError extends RouterError {

@@ -1,19 +1,24 @@
-/** CLI entry: `falco-router [-c FILE]`, `falco-router check-config [-c FILE]`. */
+/** CLI entry: `falco-router [-c FILE]`, `falco-router check-config [-c FILE]`, `falco-router route-test [-c FILE] [--json] < alert.json`. */
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync, watch } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
-import { loadConfig, maskedOutputs, ConfigError } from './config/load.ts';
+import { loadConfig, maskedOutputs, shownExclude, ConfigError } from './config/load.ts';
 import { outputTypes, defaultOutput } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
 import { startRouter } from './app.ts';
+import { routeTest } from './route/route-test.ts';
 
-const USAGE = `usage: falco-router [check-config] [-c FILE | --config-file FILE] [-v] [-h]
+const USAGE = `usage: falco-router [check-config | route-test] [-c FILE | --config-file FILE] [--json] [-v] [-h]
 
   (no command)   start the router in the foreground, logging JSON to stdout
   check-config   validate the config file plus environment and print the output instances
+  route-test     read one alert (JSON) from stdin and show, for each output instance, whether it
+                 would be sent and why not (minimumpriority, match, exclude); --json for machines
   -c, --config-file FILE   YAML config (falcosidekick's format works too); env vars override it
   -v, --version            print the version
 `;
+
+const COMMANDS = ['check-config', 'route-test'];
 
 async function main(): Promise<number> {
   let args;
@@ -24,6 +29,7 @@ async function main(): Promise<number> {
         'config-file': { type: 'string', short: 'c' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
+        json: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -42,7 +48,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const command = args.positionals[0];
-  if (command !== undefined && command !== 'check-config') {
+  if (command !== undefined && !COMMANDS.includes(command)) {
     process.stderr.write(`unknown command "${command}"\n${USAGE}`);
     return 2;
   }
@@ -58,8 +64,17 @@ async function main(): Promise<number> {
     throw err;
   }
   if (command === 'check-config') {
-    process.stdout.write(JSON.stringify({ queue: cfg.queue.driver, outputs: maskedOutputs(cfg, outputTypes), warnings: cfg.warnings }, null, 2) + '\n');
+    const shown = { queue: cfg.queue.driver, exclude: shownExclude(cfg.exclude), outputs: maskedOutputs(cfg, outputTypes), warnings: cfg.warnings };
+    process.stdout.write(JSON.stringify(shown, null, 2) + '\n');
     return 0;
+  }
+  if (command === 'route-test') {
+    if (process.stdin.isTTY) process.stderr.write('reading one alert (JSON) from stdin; end it with Ctrl-D\n');
+    for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
+    const r = await routeTest(await readStdin(), cfg, { json: args.values.json });
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    return r.code;
   }
 
   const logger = createLogger(cfg.debug ? 'debug' : cfg.log.level);
@@ -167,6 +182,12 @@ function watchConfig(file: string, onChange: () => void): ConfigWatcher {
       last = safeRead(file);
     },
   };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function safeRead(file: string): string {

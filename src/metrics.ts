@@ -6,6 +6,11 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 import type { FailureReason } from './errors.ts';
 import type { DeliveryObserver, DeliveryWorker } from './pipeline/worker.ts';
 import type { QueueDriver } from './queue/types.ts';
+import { ROUTE_REASONS, type RouteReason } from './route/route.ts';
+
+/** Why an instance did not get an alert one by one: routing's reasons, then the pipeline's (held back for a summary). Never a rule or field value. */
+export type FilterReason = RouteReason | 'dedup' | 'throttle';
+const FILTER_REASONS: readonly FilterReason[] = [...ROUTE_REASONS, 'dedup', 'throttle'];
 
 export class Metrics implements DeliveryObserver {
   readonly registry = new Registry();
@@ -23,6 +28,8 @@ export class Metrics implements DeliveryObserver {
   readonly outputEvents: Counter<'output' | 'type' | 'stat'>;
   readonly setupFailures: Counter<'output' | 'type'>;
   readonly filteredEvents: Counter<'output' | 'reason'>;
+  /** Per output, the filtered counts: read by the metric at scrape time and by /ready. */
+  readonly #filtered = new Map<string, Record<FilterReason, number>>();
 
   constructor() {
     const r = this.registry;
@@ -66,11 +73,19 @@ export class Metrics implements DeliveryObserver {
       labelNames: ['output', 'type'],
       registers: [r],
     });
+    const filtered = this.#filtered;
     this.filteredEvents = new Counter({
       name: 'falco_router_events_filtered_total',
-      help: 'Alerts routed to an output but not sent to it one by one, by output and reason (dedup and throttle: held back for a summary)',
+      help: 'Alerts accepted but not sent to an output one by one, by output and reason (priority: below its minimumpriority; match: a matcher of its match does not hold; exclude: an exclude entry, global or its own, matches; dedup, throttle: held back for a summary)',
       labelNames: ['output', 'reason'],
       registers: [r],
+      // Counted in plain numbers and written out here, at scrape time: prom-client hashes and
+      // checks the labels on every inc (a bound child included), and routing counts up to one
+      // per instance for every alert, on the ingest path.
+      collect() {
+        this.reset();
+        for (const [output, counts] of filtered) for (const reason of FILTER_REASONS) this.inc({ output, reason }, counts[reason]);
+      },
     });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
   }
@@ -100,12 +115,33 @@ export class Metrics implements DeliveryObserver {
     });
   }
 
-  outputEvent(output: string, type: string, stat: string, n: number): void {
-    this.outputEvents.inc({ output, type, stat }, n);
+  /** Counts an alert an output did not get; at ingest once the alert is stored. */
+  filtered(output: string, reason: FilterReason, n = 1): void {
+    this.#filteredOf(output)[reason] += n;
   }
 
-  filtered(output: string, _type: string, reason: string, events: number): void {
-    this.filteredEvents.inc({ output, reason }, events);
+  /** This process's filtered counts of an output, every reason present (0 when none), for /ready. */
+  filteredCounts(output: string): Record<FilterReason, number> {
+    return { ...this.#filteredOf(output) };
+  }
+
+  #filteredOf(output: string): Record<FilterReason, number> {
+    let counts = this.#filtered.get(output);
+    if (!counts) {
+      counts = {} as Record<FilterReason, number>;
+      for (const reason of FILTER_REASONS) counts[reason] = 0;
+      this.#filtered.set(output, counts);
+    }
+    return counts;
+  }
+
+  /** Shows the filtered series of these outputs at 0 from the start (dashboards can add them up at once). */
+  watchFiltered(outputs: readonly string[]): void {
+    for (const o of outputs) this.#filteredOf(o);
+  }
+
+  outputEvent(output: string, type: string, stat: string, n: number): void {
+    this.outputEvents.inc({ output, type, stat }, n);
   }
 
   setupFailed(output: string, type: string): void {

@@ -1,11 +1,13 @@
 /**
  * Zod building blocks shared by the config schema and output schemas. Env values arrive as strings.
  * Each carries `meta({ type })` for the generated reference docs, and `env` for how an environment
- * variable's value is read (`map`: `k:v,k2:v2`, `list`: `a,b`); anything else is taken as it is.
+ * variable's value is read (`map`: `k:v,k2:v2`, `list`: `a,b`, `none`: no variable, the key is
+ * set in the file only); anything else is taken as it is.
  */
 import { z } from 'zod';
 import { priorityLevel, PRIORITY_CHOICES } from '../event/priority.ts';
 import { GoTemplate } from '../event/template.ts';
+import { parseMatcher, type Matcher } from '../routing/matcher.ts';
 
 export const bool = z
   .union([
@@ -125,3 +127,35 @@ export const goTemplate = (name: string) =>
       }
     })
     .meta({ type: 'Go template' });
+
+/** One matcher, one YAML string (`k8s.ns.name=~"team-a-.*"`), parsed at start so a syntax error names the key and column. */
+const matcher = z.string({ message: 'must be a matcher string such as rule="Terminal shell in container"' }).transform((v, ctx): Matcher => {
+  try {
+    return parseMatcher(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * A list of matchers that must all hold. Matchers hold quotes, commas and `=`, which no env value
+ * format here can carry unambiguously: these keys are set in the file only.
+ */
+export const matcherList = z.array(matcher, { message: 'must be a list of matcher strings, e.g. [\'k8s.ns.name=~"team-a-.*"\']' }).meta({ type: 'list of matchers', env: 'none' });
+
+/** `exclude`: entries of matchers that all hold (an empty entry would drop every alert, so it is refused). */
+export const excludeList = z
+  .array(
+    z.strictObject(
+      {
+        matchers: z
+          .array(matcher, { error: (iss) => (iss.input === undefined ? 'is required' : 'must be a list of matcher strings') })
+          .min(1, { message: 'must list at least one matcher (an entry without any would drop every alert)' }),
+        comment: z.string({ message: 'must be a string' }).default(''),
+      },
+      { message: 'must be an entry such as { matchers: [\'rule="…"\'], comment: "why" }' },
+    ),
+    { message: 'must be a list of entries such as { matchers: [\'rule="…"\'], comment: "why" }' },
+  )
+  .meta({ type: 'list of exclude entries', env: 'none' });

@@ -12,8 +12,10 @@ import { fields, envName, type EnvKind } from './walk.ts';
 import { FALCOSIDEKICK_SECTIONS } from './falcosidekick.ts';
 import type { OutputType } from '../../outputs/sdk/contract.ts';
 import { GoTemplate } from '../event/template.ts';
-import { priorityName } from '../event/priority.ts';
+import { PRIORITIES, priorityLevel, priorityName } from '../event/priority.ts';
 import { ConfigError } from '../errors.ts';
+import type { Matcher } from '../routing/matcher.ts';
+import type { ExcludeEntry } from '../routing/exclude.ts';
 
 export { ConfigError };
 
@@ -23,6 +25,10 @@ export interface OutputInstance {
   /** Where it was configured, for messages: `outputs[2]` or `webhook`. */
   origin: string;
   minimumpriority: number;
+  /** Matchers that must all hold for an alert to come here (besides minimumpriority); loadConfig always sets it, absent means none. */
+  match?: Matcher[];
+  /** Entries whose matchers, all holding, keep an alert from this instance; loadConfig always sets it, absent means none. */
+  exclude?: ExcludeEntry[];
   delivery: Required<DeliverySettings>;
   /** Noise control in the pipeline; absent when off. */
   dedup?: { window: number; key?: string[] };
@@ -124,6 +130,7 @@ export function loadConfig(opts: { file?: string; env?: Env; types: Types; defau
   }
 
   if (problems.length > 0 || !global.success) throw new ConfigError(problems);
+  warnings.push(...matcherWarnings(global.data.exclude, outputs));
   return { ...global.data, templatedfields, outputs, usingDefaultOutput, warnings };
 }
 
@@ -154,6 +161,8 @@ function validateInstance(raw: Raw, origin: string, lenient: boolean, types: Typ
     minimumpriority: common.data.minimumpriority,
     dedup: common.data.dedup,
     throttle: common.data.throttle,
+    match: common.data.match,
+    exclude: common.data.exclude,
     delivery: {
       ...d,
       concurrency: d.concurrency ?? (common.data.maxconcurrentrequests || undefined) ?? t.concurrency,
@@ -199,6 +208,7 @@ function lowerKeys(value: unknown, mapKeys: ReadonlySet<string>, inMap = false):
 }
 
 function applyEnv(raw: Raw, path: string, kind: EnvKind, env: Env, problems: string[]): void {
+  if (kind === 'none') return;
   const name = envName(path);
   const value = env[name];
   if (value === undefined) return;
@@ -274,13 +284,39 @@ function formatIssues(error: z.ZodError, origin: string): string[] {
   });
 }
 
-/** A copy of the instances with secret settings masked, for logs and check-config. */
+/** A copy of the instances with secret settings masked, for logs and check-config. Matchers are shown in their canonical text. */
 export function maskedOutputs(cfg: RouterConfig, types: Types): unknown[] {
   return cfg.outputs.map((o) => {
     const secrets = types.find((t) => t.type === o.type)?.secrets ?? [];
     const settings: Raw = {};
     for (const [k, v] of Object.entries(o.settings)) settings[k] = secrets.includes(k) && v !== '' ? '***' : v;
     const minimumpriority = o.minimumpriority === 0 ? '' : priorityName(o.minimumpriority);
-    return { name: o.name, type: o.type, minimumpriority, delivery: o.delivery, dedup: o.dedup, throttle: o.throttle, settings };
+    return { name: o.name, type: o.type, minimumpriority, match: (o.match ?? []).map(String), exclude: shownExclude(o.exclude ?? []), delivery: o.delivery, dedup: o.dedup, throttle: o.throttle, settings };
   });
+}
+
+/** Exclude entries as check-config shows them: matcher strings, and the comment when there is one. */
+export function shownExclude(entries: readonly ExcludeEntry[]): Array<{ matchers: string[]; comment?: string }> {
+  return entries.map((e) => ({ matchers: e.matchers.map(String), ...(e.comment ? { comment: e.comment } : {}) }));
+}
+
+/**
+ * Matchers that parse but can never do what they seem to: priorities read as the router writes
+ * them (`Warning`), and matching is case-sensitive, so `priority="warning"` never holds.
+ */
+function matcherWarnings(global: readonly ExcludeEntry[], outputs: readonly OutputInstance[]): string[] {
+  const out: string[] = [];
+  const check = (m: Matcher, where: string) => {
+    if (m.name !== 'priority' || (m.op !== '=' && m.op !== '!=') || m.value === '' || (PRIORITIES as readonly string[]).includes(m.value)) return;
+    const level = priorityLevel(m.value);
+    const hint = level > 0 ? `write priority${m.op}"${priorityName(level)}"` : `priorities are ${PRIORITIES.slice(1).join(', ')}`;
+    out.push(`${where}: ${m} compares with a priority no alert has (matching is case-sensitive); ${hint}`);
+  };
+  const entries = (list: readonly ExcludeEntry[], at: string) => list.forEach((e, i) => e.matchers.forEach((m, j) => check(m, `${at}[${i}].matchers[${j}]`)));
+  entries(global, 'exclude');
+  for (const o of outputs) {
+    o.match?.forEach((m, j) => check(m, `${o.origin}.match[${j}]`));
+    entries(o.exclude ?? [], `${o.origin}.exclude`);
+  }
+  return out;
 }

@@ -4,7 +4,7 @@
  * all derived from these schemas (src/config/walk.ts, scripts/docs.ts).
  */
 import { z } from 'zod';
-import { bool, int, byteSize, duration, stringMap, stringList, minimumPriority } from './fields.ts';
+import { bool, int, byteSize, duration, stringMap, stringList, minimumPriority, matcherList, excludeList } from './fields.ts';
 
 export const deliverySchema = z
   .strictObject({
@@ -42,6 +42,14 @@ export const instanceSchema = z.object({
   minimumpriority: minimumPriority.describe(
     'The lowest priority this output receives; "" means all. Unlike falcosidekick, `info` is accepted and a typo is an error, not "everything".',
   ),
+  match: matcherList
+    .default([])
+    .describe(
+      'Matchers that must all hold, besides minimumpriority, for an alert to go to this instance: `[\'k8s.ns.name=~"team-a-.*"\']`. Alertmanager syntax (`=`, `!=`, `=~`, `!~`, RE2 regexes, fully anchored) over rule, priority, source, hostname, tags, output and any output field; see docs/routing.md.',
+    ),
+  exclude: excludeList
+    .default([])
+    .describe('Entries `{ matchers: [...], comment: "..." }`: an alert that satisfies every matcher of one entry is not sent to this instance. Same form as the top-level exclude.'),
   maxconcurrentrequests: int(0, 1000).optional().describe("falcosidekick's name for delivery.concurrency (0 means the type default)."),
   delivery: deliverySchema.describe('Retries, batching and pacing of this instance.'),
   dedup: z
@@ -169,6 +177,11 @@ export const globalSchema = z.strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info').describe('Logs are JSON lines on stdout.'),
     })
     .prefault({}),
+  exclude: excludeList
+    .default([])
+    .describe(
+      'Entries `{ matchers: [...], comment: "..." }`: an alert that satisfies every matcher of one entry goes to no output (each instance counts it as filtered, reason exclude). "Test rule" is never excluded. See docs/routing.md.',
+    ),
   outputs: z.array(z.record(z.string(), z.unknown())).default([]).describe('Output instances.'),
 });
 export type GlobalConfig = z.infer<typeof globalSchema>;

@@ -6,7 +6,8 @@
  */
 import type { z } from 'zod';
 
-export type EnvKind = 'string' | 'map' | 'list';
+/** How an env variable's value is read; `none`: the key has no env variable (file only). */
+export type EnvKind = 'string' | 'map' | 'list' | 'none';
 
 export interface Field {
   /** Dotted path below the schema walked: `queue.redis.url`. */
@@ -71,7 +72,7 @@ export function fields(schema: z.ZodObject, prefix = ''): Field[] {
       continue;
     }
     const u = unwrap(s);
-    const env = u.meta.env === 'map' || u.meta.env === 'list' ? u.meta.env : 'string';
+    const env = u.meta.env === 'map' || u.meta.env === 'list' || u.meta.env === 'none' ? u.meta.env : 'string';
     out.push({
       path,
       env,

@@ -7,10 +7,11 @@ import { timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { parseAndEnrich, type EnrichSettings } from '../event/enrich.ts';
+import type { EnrichSettings } from '../event/enrich.ts';
 import type { FalcoEvent } from '../event/falco-event.ts';
 import { priorityLevel } from '../event/priority.ts';
-import { routeEvent, type RoutableOutput } from '../route/route.ts';
+import type { RoutingTable } from '../route/route.ts';
+import { BAD_BODY, badBodyText, readAlertBody } from './alert-body.ts';
 import type { DeadLetter, QueueDriver } from '../queue/types.ts';
 import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -22,7 +23,8 @@ import { RepeatLimiter } from '../log.ts';
 export interface LiveSettings {
   debug: boolean;
   enrich: EnrichSettings;
-  outputs: readonly RoutableOutput[];
+  /** The output instances and what each takes, compiled once per config. */
+  routing: RoutingTable;
   /** Bearer token for non-Falco senders; '' for none. */
   token: string;
   testEndpoint: 'enabled' | 'disabled' | 'token';
@@ -50,12 +52,10 @@ export interface IngestDeps {
   readiness?: (detail: boolean) => Promise<{ ready: boolean; body: unknown }>;
 }
 
-const BAD_BODY = 'Please send a valid request body';
 // A Buffer, so fastify does not append a charset: falcosidekick answers exactly application/json.
 const HEALTHZ = Buffer.from('{"status": "ok"}');
 const NOT_POST = 'Please send with post http method\n';
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
-const PLAIN_FALCO_LINE = /^(\d{2}:\d{2}:\d{2}\.\d+|\d{4}-\d{2}-\d{2}T[\d:.]+[+-]?\d*Z?): [A-Za-z]+ /;
 
 export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): FastifyInstance {
   const { node, ...timeouts } = timeoutOptions(deps.limits);
@@ -101,34 +101,33 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
 
   const ingest = async (req: FastifyRequest, reply: FastifyReply, body: string | undefined) => {
     const started = process.hrtime.bigint();
-    const reject = (reason: string, message: string) => {
-      metrics.rejected.inc({ reason });
-      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
-      return text(reply, 400, `${BAD_BODY}: ${message}\n`);
-    };
     const live = deps.live();
-    if (body === undefined || body.trim() === '') return reject('emptyBody', 'the body is empty');
-    if (body.trimStart()[0] !== '{' && (PLAIN_FALCO_LINE.test(body) || String(req.headers['content-type'] ?? '').startsWith('text/plain'))) {
-      return reject('plainText', 'the body is a plain-text Falco alert, not JSON; set json_output: true (and json_include_output_property: true) in falco.yaml');
-    }
     let ev: FalcoEvent;
     let json: string;
     try {
-      ({ event: ev, json } = await parseAndEnrich(body, live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg)));
+      ({ event: ev, json } = await readAlertBody(body, String(req.headers['content-type'] ?? ''), live.enrich, (msg, extra) => logger.warn(extra ?? {}, msg)));
     } catch (err) {
-      if (err instanceof BadEventError) return reject('invalidEvent', err.message);
-      throw err;
+      if (!(err instanceof BadEventError)) throw err;
+      metrics.rejected.inc({ reason: err.reason });
+      metrics.inputs.inc({ source: 'requests', status: 'rejected' });
+      return text(reply, 400, badBodyText(err));
     }
     if (live.debug) logger.debug({ payload: json }, "Falco's payload");
-    const targets = routeEvent(ev, live.outputs);
+    const routing = live.routing;
+    const routed = routing.route(ev);
     try {
-      await deps.groupCommit.submit(targets.map((name) => [name, json] as const));
+      await deps.groupCommit.submit(routed.targets.map((name) => [name, json] as const));
     } catch (err) {
       if (!(err instanceof QueueUnavailableError)) throw err;
       metrics.rejected.inc({ reason: 'queueUnavailable' });
       metrics.inputs.inc({ source: 'requests', status: 'rejected' });
       repeats.log('error', { err: err.message }, `event may not be stored; answered 503: ${err.message}`);
       return text(reply, 503, `Service Unavailable: the event may not be stored: ${err.message}\n`);
+    }
+    // Stored: what was held back now counts (a 503'd alert is not filtered, it is refused).
+    for (let i = 0; i < routed.reasons.length; i++) {
+      const why = routed.reasons[i];
+      if (why !== undefined) metrics.filtered(routing.outputs[i].name, why);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });
     metrics.falcoEvents.inc({
@@ -215,12 +214,12 @@ function registerDeadLetterApi(
   authorized: (req: FastifyRequest) => boolean,
   unauthorized: (reply: FastifyReply) => FastifyReply,
 ): void {
-  const known = (name: string) => deps.live().outputs.some((o) => o.name === name);
+  const known = (name: string) => deps.live().routing.outputs.some((o) => o.name === name);
   // On the routes themselves, not on the raw URL: the router decodes the path before matching, so
   // a check of req.url would let /%61pi/v1/deadletters/… through without the token.
   const guard = { onRequest: async (req: FastifyRequest, reply: FastifyReply) => (authorized(req) ? undefined : unauthorized(reply)) };
   app.get('/api/v1/deadletters', guard, async () => ({
-    outputs: await Promise.all(deps.live().outputs.map(async (o) => ({ output: o.name, count: await deps.queue.deadLetterCount(o.name) }))),
+    outputs: await Promise.all(deps.live().routing.outputs.map(async (o) => ({ output: o.name, count: await deps.queue.deadLetterCount(o.name) }))),
   }));
   app.get<{ Params: { output: string }; Querystring: { limit?: string } }>('/api/v1/deadletters/:output', guard, async (req, reply) => {
     if (!known(req.params.output)) return reply.code(404).send({ error: `no output named "${req.params.output}"` });

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { FalcoEvent } from '../event/falco-event.ts';
 import { eventTimeMs } from '../event/falco-event.ts';
-import { fieldValue } from '../event/field-value.ts';
+import { fieldText } from '../routing/matcher.ts';
 import type { OutputInstance } from '../config/load.ts';
 import type { WindowHit, WindowKind } from '../queue/types.ts';
 
@@ -50,14 +50,14 @@ export function noiseStages(inst: OutputInstance): NoiseStage[] {
 
 function pairs(ev: FalcoEvent, fields: readonly string[]): Array<[string, string]> {
   return fields.map((f) => {
-    const v = fieldValue(ev, f);
+    const v = fieldText(ev, f);
     return [f, typeof v === 'string' ? v : v.join(',')];
   });
 }
 
 function defaultDedupKey(ev: FalcoEvent): Array<[string, string]> {
   const key = pairs(ev, ['rule', 'priority', 'hostname', 'source']);
-  for (const f of Object.keys(ev.output_fields).sort()) if (!VOLATILE.test(f)) key.push([f, fieldValue(ev, f) as string]);
+  for (const f of Object.keys(ev.output_fields).sort()) if (!VOLATILE.test(f)) key.push([f, fieldText(ev, f) as string]);
   return key;
 }
 
@@ -72,7 +72,7 @@ export function windowHit(stage: NoiseStage, ev: FalcoEvent): WindowHit {
     uuid: ev.uuid,
     priority: ev.priority,
     hostname: ev.hostname,
-    pod: String(fieldValue(ev, 'k8s.pod.name')),
+    pod: String(fieldText(ev, 'k8s.pod.name')),
     rule: ev.rule,
     timeMs: eventTimeMs(ev.time) || 0,
     time: ev.time,

@@ -28,7 +28,7 @@ export interface DeliveryObserver {
   deadLettered?(output: string, type: string, events: number, reason: FailureReason): void;
   summarized?(output: string, type: string, events: number): void;
   setupFailed?(output: string, type: string): void;
-  filtered?(output: string, type: string, reason: 'dedup' | 'throttle', events: number): void;
+  filtered?(output: string, reason: 'dedup' | 'throttle', events: number): void;
 }
 
 export interface OutputState {
@@ -335,7 +335,7 @@ export class DeliveryWorker {
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
       const held = pass.filter((_, i) => counts[i].n > hits[i].limit);
       if (held.length > 0) {
-        this.#observer.filtered?.(name, type, stage.kind, held.length);
+        this.#observer.filtered?.(name, stage.kind, held.length);
         for (const it of held) it.run.settle(it);
       }
       pass = pass.filter((_, i) => counts[i].n <= hits[i].limit);

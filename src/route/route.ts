@@ -1,16 +1,126 @@
+/**
+ * Which output instances an alert goes to, decided once at ingest. For each instance, in this order:
+ * priority below its minimum → `priority`; an entry of the global `exclude` matching → `exclude`;
+ * a matcher of its `match` not holding → `match`; an entry of its own `exclude` matching →
+ * `exclude`. "Test rule" (POST /test) reaches every instance, as in falcosidekick.
+ *
+ * The table is compiled once per config (matchers hold their compiled regexes) and routing an
+ * alert allocates only its result. Later reasons: run-time silences are checked here, right after
+ * the instance's exclude (see `#decide`); dedup and throttle are decided later, in the delivery
+ * pipeline, and count under the same metric.
+ */
 import type { FalcoEvent } from '../event/falco-event.ts';
-import { priorityLevel } from '../event/priority.ts';
+import { PRIORITIES, priorityLevel } from '../event/priority.ts';
+import { firstFailing, type Matcher } from '../routing/matcher.ts';
+import { firstExcluding, type ExcludeEntry } from '../routing/exclude.ts';
+
+/** Why an instance does not get an alert. They are label values of falco_router_events_filtered_total. */
+export type RouteReason = 'priority' | 'match' | 'exclude';
+// 'silence' joins here with run-time silences; 'dedup' and 'throttle' are the delivery pipeline's.
+export const ROUTE_REASONS: readonly RouteReason[] = ['priority', 'match', 'exclude'];
+
+export const TEST_RULE = 'Test rule';
 
 export interface RoutableOutput {
-  name: string;
-  minimumpriority: number;
+  readonly name: string;
+  /** Level (src/event/priority.ts); 0 takes every priority. */
+  readonly minimumpriority: number;
+  /** All must hold; empty: every alert. */
+  readonly match?: readonly Matcher[];
+  readonly exclude?: readonly ExcludeEntry[];
+  /** Where it was configured (`outputs[2]`), for explanations. */
+  readonly origin?: string;
 }
 
-/** The output instances that want an event: minimum priority, bypassed by "Test rule" as in falcosidekick. */
-export function routeEvent(ev: FalcoEvent, outputs: readonly RoutableOutput[]): string[] {
-  const level = priorityLevel(ev.priority);
-  const test = ev.rule === 'Test rule';
-  const names: string[] = [];
-  for (const o of outputs) if (test || level >= o.minimumpriority) names.push(o.name);
-  return names;
+export interface RouteResult {
+  /** Names of the instances that get the alert, in config order. */
+  readonly targets: string[];
+  /** Per instance, at the index it has in the table's `outputs`: why it does not get the alert; undefined where it does. */
+  readonly reasons: Array<RouteReason | undefined>;
+}
+
+/** route-test's answer: for each instance, sent or not, and what decided it. */
+export interface RouteExplanation {
+  /** "Test rule": every instance gets it, whatever their settings. */
+  test: boolean;
+  /** The global exclude entry the alert satisfies (not checked for "Test rule"). */
+  globalExclude?: { index: number; entry: ExcludeEntry };
+  outputs: OutputVerdict[];
+}
+
+export interface OutputVerdict {
+  output: RoutableOutput;
+  sent: boolean;
+  reason?: RouteReason;
+  /** reason `match`: the first matcher of the instance's match that does not hold. */
+  failed?: { index: number; matcher: Matcher };
+  /** reason `exclude`: the entry that matched, global or the instance's own. */
+  excludedBy?: { scope: 'global' | 'output'; index: number; entry: ExcludeEntry };
+}
+
+const NONE: readonly never[] = [];
+
+// Alerts reach routing with their priority already written as in PRIORITIES: reading the level
+// from this map spares priorityLevel's lower-casing (a string per alert).
+const LEVELS = new Map<string, number>(PRIORITIES.map((p, i) => [p, i]));
+const levelOf = (p: string) => LEVELS.get(p) ?? priorityLevel(p);
+
+export class RoutingTable {
+  readonly outputs: readonly RoutableOutput[];
+  readonly exclude: readonly ExcludeEntry[];
+  readonly #match: ReadonlyArray<readonly Matcher[]>;
+  readonly #excludes: ReadonlyArray<readonly ExcludeEntry[]>;
+
+  constructor(outputs: readonly RoutableOutput[], exclude: readonly ExcludeEntry[] = NONE) {
+    this.outputs = outputs;
+    this.exclude = exclude;
+    this.#match = outputs.map((o) => o.match ?? NONE);
+    this.#excludes = outputs.map((o) => o.exclude ?? NONE);
+  }
+
+  route(ev: FalcoEvent): RouteResult {
+    const outs = this.outputs;
+    const targets: string[] = [];
+    const reasons = new Array<RouteReason | undefined>(outs.length);
+    const test = ev.rule === TEST_RULE;
+    const level = levelOf(ev.priority);
+    // Same answer for every instance: evaluated once per alert.
+    const globalHit = test || this.exclude.length === 0 ? -1 : firstExcluding(this.exclude, ev);
+    for (let i = 0; i < outs.length; i++) {
+      const why = test ? undefined : this.#decide(i, ev, level, globalHit);
+      if (why === undefined) targets.push(outs[i].name);
+      else reasons[i] = why;
+    }
+    return { targets, reasons };
+  }
+
+  /** The same decisions as route(), with what made each (route-test). */
+  explain(ev: FalcoEvent): RouteExplanation {
+    const test = ev.rule === TEST_RULE;
+    const level = levelOf(ev.priority);
+    const globalHit = test ? -1 : firstExcluding(this.exclude, ev);
+    const outputs = this.outputs.map((output, i): OutputVerdict => {
+      const reason = test ? undefined : this.#decide(i, ev, level, globalHit);
+      const verdict: OutputVerdict = { output, sent: reason === undefined, reason };
+      if (reason === 'match') {
+        const index = firstFailing(this.#match[i], ev);
+        verdict.failed = { index, matcher: this.#match[i][index] };
+      } else if (reason === 'exclude') {
+        const own = globalHit < 0 ? firstExcluding(this.#excludes[i], ev) : -1;
+        verdict.excludedBy = globalHit >= 0 ? { scope: 'global', index: globalHit, entry: this.exclude[globalHit] } : { scope: 'output', index: own, entry: this.#excludes[i][own] };
+      }
+      return verdict;
+    });
+    return { test, globalExclude: globalHit >= 0 ? { index: globalHit, entry: this.exclude[globalHit] } : undefined, outputs };
+  }
+
+  /** The one place the order of the checks is written (route and explain both use it). */
+  #decide(i: number, ev: FalcoEvent, level: number, globalHit: number): RouteReason | undefined {
+    if (level < this.outputs[i].minimumpriority) return 'priority';
+    if (globalHit >= 0) return 'exclude';
+    if (firstFailing(this.#match[i], ev) >= 0) return 'match';
+    if (firstExcluding(this.#excludes[i], ev) >= 0) return 'exclude';
+    // Run-time silences slot in here, after exclude: `if (silenced(ev, this.outputs[i].name)) return 'silence';`
+    return undefined;
+  }
 }

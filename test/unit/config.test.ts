@@ -189,3 +189,89 @@ test('the example configs in config/ are valid', () => {
     assert.ok(cfg.outputs.length > 0, name);
   }
 });
+
+test('match and exclude: matcher strings on every output type and a global exclude, parsed at start', () => {
+  const cfg = load(`
+exclude:
+  - matchers: ['k8s.ns.name=~"external-(dns|secrets)"', 'rule="Contact K8S API Server From Container"']
+    comment: controllers that talk to the API server by design
+outputs:
+  - name: slack-team-a
+    type: slack
+    webhookurl: https://hooks.slack.com/services/T0/B0/x
+    minimumpriority: warning
+    match: ['k8s.ns.name=~"team-a-.*"']
+    exclude:
+      - matchers: ['rule="Terminal shell in container"', 'user.name="ci-bot"']
+  - { name: archive, type: file, path: /tmp/x }
+slack:
+  webhookurl: https://hooks.slack.com/services/T0/B0/y
+  match: ['"k8s.ns.name" = "team-b"']
+`);
+  assert.deepEqual(cfg.exclude.map((e) => [e.matchers.map(String), e.comment]), [
+    [['k8s.ns.name=~"external-(dns|secrets)"', 'rule="Contact K8S API Server From Container"'], 'controllers that talk to the API server by design'],
+  ]);
+  const [a, archive, slack] = cfg.outputs;
+  assert.deepEqual(a.match?.map(String), ['k8s.ns.name=~"team-a-.*"']);
+  assert.deepEqual(a.exclude?.map((e) => [e.matchers.map(String), e.comment]), [[['rule="Terminal shell in container"', 'user.name="ci-bot"'], '']]);
+  assert.deepEqual([archive.match, archive.exclude], [[], []], 'none by default');
+  assert.deepEqual(slack.match?.map(String), ['k8s.ns.name="team-b"'], 'a falcosidekick section takes them too');
+  assert.deepEqual(cfg.warnings, []);
+});
+
+test('a bad matcher is an error naming the key path and the column', () => {
+  const p = problems(`
+exclude:
+  - matchers: ['rule="x"']
+  - matchers: ['k8s.ns.name=="x"']
+  - matchers: []
+  - comment: no matchers at all
+  - matchers: 'rule="x"'
+  - matchers: ['rule="x"']
+    coment: typo
+outputs:
+  - { name: a, type: file, path: /tmp/a }
+  - { name: b, type: file, path: /tmp/b, match: ['rule="ok"'] }
+  - { name: c, type: file, path: /tmp/c, match: ['rule="ok"', 'proc.name=~"(a"', 42, 'k8s.ns-name="x"'] }
+  - { name: d, type: webhook, address: "http://x/", match: 'rule="x"', exclude: [{ matchers: ['rule="unterminated'] }] }
+`);
+  const expect = [
+    /^exclude\[1\]\.matchers\[0\]: unexpected '=' at column 13: expected a value in double quotes$/,
+    /^exclude\[2\]\.matchers: must list at least one matcher \(an entry without any would drop every alert\)$/,
+    /^exclude\[3\]\.matchers: is required$/,
+    /^exclude\[4\]\.matchers: must be a list of matcher strings$/,
+    /^exclude\[5\]: unknown setting "coment"$/,
+    /^outputs\[2\]\.match\[1\]: invalid regular expression at column 12: missing closing \)$/,
+    /^outputs\[2\]\.match\[2\]: must be a matcher string such as rule="Terminal shell in container"$/,
+    /^outputs\[2\]\.match\[3\]: unexpected '-' at column 7: a name holding characters other than letters, digits, _ \. \[ \] is written in double quotes$/,
+    /^outputs\[3\]\.match: must be a list of matcher strings/,
+    /^outputs\[3\]\.exclude\[0\]\.matchers\[0\]: unterminated quoted value starting at column 6$/,
+  ];
+  for (const re of expect) assert.ok(p.some((x) => re.test(x)), `missing ${re}\nin:\n${p.join('\n')}`);
+  assert.equal(p.length, expect.length, p.join('\n'));
+});
+
+test('warns about a priority matcher no alert can satisfy (priorities read Warning, not warning)', () => {
+  const cfg = load(`
+exclude: [{ matchers: ['priority!="debug"'] }]
+outputs:
+  - { name: a, type: file, path: /tmp/a, match: ['priority="warning"', 'priority="Warning"', 'priority=~"warning"'] }
+  - { name: b, type: file, path: /tmp/b, exclude: [{ matchers: ['priority="urgent"'] }] }
+`);
+  assert.deepEqual(cfg.warnings, [
+    'exclude[0].matchers[0]: priority!="debug" compares with a priority no alert has (matching is case-sensitive); write priority!="Debug"',
+    'outputs[0].match[0]: priority="warning" compares with a priority no alert has (matching is case-sensitive); write priority="Warning"',
+    'outputs[1].exclude[0].matchers[0]: priority="urgent" compares with a priority no alert has (matching is case-sensitive); priorities are Debug, Informational, Notice, Warning, Error, Critical, Alert, Emergency',
+  ]);
+});
+
+test('match and exclude have no environment variables; env values for them are not read and break nothing', () => {
+  const cfg = load('slack: { webhookurl: "https://hooks.slack.com/services/T0/B0/y" }\n', {
+    EXCLUDE: 'rule="x"',
+    SLACK_MATCH: 'rule="x"',
+    SLACK_EXCLUDE: 'garbage',
+    WEBHOOK_MATCH: 'rule="x"',
+  });
+  assert.deepEqual(cfg.exclude, []);
+  assert.deepEqual(cfg.outputs.map((o) => [o.name, o.match, o.exclude]), [['slack', [], []]]);
+});

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseAndEnrich as enrichToJson, type EnrichSettings } from '../../src/event/enrich.ts';
 import { serializeEvent, deserializeEvent, eventTimeMs } from '../../src/event/falco-event.ts';
 import { BadEventError } from '../../src/errors.ts';
+import { readAlertBody } from '../../src/ingest/alert-body.ts';
 import { GoTemplate } from '../../src/event/template.ts';
 import { F1, F6 } from '../fixtures/events.ts';
 
@@ -208,4 +209,18 @@ test('refuses objects or arrays nested deeper than 32 levels, naming the limit, 
   await rejects(`{"output":"\\u0000",${withFields(`{"a":${'['.repeat(100)}${']'.repeat(100)}}`).slice(1)}`, /nested more than 32 levels deep/);
   const ok = await parseAndEnrich(withFields(`{"a":${'['.repeat(30)}1${']'.repeat(30)}}`), none, noWarn);
   assert.ok(ok.output_fields.a);
+});
+
+// The timeout is a safety net, not a speed assertion: the check used to backtrack quadratically
+// over the whole body (40,000 digits took 0.8 s, so 1 MiB would block ingest for minutes).
+test('a body that starts like a plain-text Falco line and then runs on for 1 MiB is refused at once', { timeout: 60_000 }, async () => {
+  const warn = () => {};
+  for (const body of [`2024-01-01T${'1'.repeat(1 << 20)}`, `12:34:56.${'7'.repeat(1 << 20)}`]) {
+    await assert.rejects(readAlertBody(body, '', none, warn), (err: unknown) => err instanceof BadEventError && err.reason === 'invalidEvent');
+  }
+  await assert.rejects(
+    readAlertBody('2019-05-17T15:31:56.746609046+0000: Error File below a known binary directory opened for writing', '', none, warn),
+    (err: unknown) => err instanceof BadEventError && err.reason === 'plainText',
+  );
+  await assert.rejects(readAlertBody('  ', '', none, warn), (err: unknown) => err instanceof BadEventError && err.reason === 'emptyBody');
 });

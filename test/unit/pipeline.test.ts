@@ -498,7 +498,7 @@ describe('dedup and throttle', () => {
       queue,
       logger: createLogger('silent'),
       clock,
-      observer: { filtered: (_o, _t, reason, n) => filtered.push([reason, n]) },
+      observer: { filtered: (_o, reason, n) => filtered.push([reason, n]) },
     });
     w.start();
     const post = (...jsons: string[]) => queue.enqueue(new Map([['out', jsons]]), clock.now());

@@ -1,0 +1,122 @@
+/**
+ * `falco-router route-test`, as `amtool config routes test`: one alert read as ingest reads it,
+ * routed by the same table, and for each output instance whether it would be sent and why not.
+ * Alert values are printed as JSON strings: they come from whoever triggered the alert, and a
+ * terminal must not receive their control characters raw.
+ */
+import type { RouterConfig } from '../config/load.ts';
+import { readAlertBody, badBodyText } from '../ingest/alert-body.ts';
+import { BadEventError } from '../errors.ts';
+import { priorityName } from '../event/priority.ts';
+import type { FalcoEvent } from '../event/falco-event.ts';
+import { fieldText } from '../routing/matcher.ts';
+import type { ExcludeEntry } from '../routing/exclude.ts';
+import { RoutingTable, type OutputVerdict } from './route.ts';
+
+export interface RouteTestResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface ExcludeShown {
+  scope: 'global' | 'output';
+  /** Its key path in the config: `exclude[1]`, `outputs[3].exclude[0]`. */
+  key: string;
+  index: number;
+  comment: string;
+  matchers: string[];
+}
+
+interface OutputShown {
+  name: string;
+  type: string;
+  sent: boolean;
+  reason?: string;
+  /** reason priority */
+  minimumpriority?: string;
+  /** reason match: the first matcher that does not hold, its index in `match`, and what the alert has in its field. */
+  matcher?: string;
+  index?: number;
+  field?: string;
+  value?: string | readonly string[];
+  /** reason exclude */
+  exclude?: ExcludeShown;
+}
+
+const LONG = 200;
+
+export async function routeTest(body: string, cfg: RouterConfig, opts: { json?: boolean } = {}): Promise<RouteTestResult> {
+  const warnings: string[] = [];
+  let ev: FalcoEvent;
+  try {
+    ({ event: ev } = await readAlertBody(body, '', cfg, (msg, extra) => warnings.push(`warning: ${msg}${extra ? ` ${JSON.stringify(extra)}` : ''}`)));
+  } catch (err) {
+    if (err instanceof BadEventError) return { code: 1, stdout: '', stderr: badBodyText(err) };
+    throw err;
+  }
+  const table = new RoutingTable(cfg.outputs, cfg.exclude);
+  const why = table.explain(ev);
+  const outputs = why.outputs.map((v, i) => shownVerdict(v, cfg.outputs[i]?.type ?? '', ev));
+  const globalExclude = why.globalExclude ? shownExclude('global', 'exclude', why.globalExclude.index, why.globalExclude.entry) : null;
+  const stderr = warnings.map((w) => `${w}\n`).join('');
+  if (opts.json) {
+    const alert = { rule: ev.rule, priority: ev.priority, source: ev.source, hostname: ev.hostname };
+    return { code: 0, stdout: JSON.stringify({ alert, test: why.test, globalExclude, outputs }, null, 2) + '\n', stderr };
+  }
+  return { code: 0, stdout: human(ev, why.test, globalExclude, outputs), stderr };
+}
+
+function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent): OutputShown {
+  const o: OutputShown = { name: v.output.name, type, sent: v.sent };
+  if (v.reason === undefined) return o;
+  o.reason = v.reason;
+  if (v.reason === 'priority') o.minimumpriority = priorityName(v.output.minimumpriority);
+  if (v.failed) {
+    o.matcher = String(v.failed.matcher);
+    o.index = v.failed.index;
+    o.field = v.failed.matcher.name;
+    o.value = fieldText(ev, v.failed.matcher.name);
+  }
+  if (v.excludedBy) {
+    const { scope, index, entry } = v.excludedBy;
+    o.exclude = shownExclude(scope, scope === 'global' ? 'exclude' : `${v.output.origin ?? v.output.name}.exclude`, index, entry);
+  }
+  return o;
+}
+
+function shownExclude(scope: 'global' | 'output', at: string, index: number, entry: ExcludeEntry): ExcludeShown {
+  return { scope, key: `${at}[${index}]`, index, comment: entry.comment, matchers: entry.matchers.map(String) };
+}
+
+function human(ev: FalcoEvent, test: boolean, globalExclude: ExcludeShown | null, outputs: OutputShown[]): string {
+  const lines = [`alert: rule ${quoted(ev.rule)}, priority ${ev.priority}, source ${quoted(ev.source)}, hostname ${quoted(ev.hostname)}`];
+  if (test) lines.push('"Test rule" reaches every output: minimumpriority, match and exclude do not apply to it.');
+  else lines.push(globalExclude ? `global exclude: ${describeExclude(globalExclude)}` : 'global exclude: no entry matches');
+  lines.push('');
+  const width = Math.max(...outputs.map((o) => `${o.name} (${o.type})`.length), 0);
+  for (const o of outputs) lines.push(`${`${o.name} (${o.type})`.padEnd(width)}  ${o.sent ? 'sent' : `not sent: ${reasonText(o, ev)}`}`);
+  const sent = outputs.filter((o) => o.sent).length;
+  lines.push('', `sent to ${sent} of ${outputs.length} output${outputs.length === 1 ? '' : 's'}`);
+  return lines.join('\n') + '\n';
+}
+
+function reasonText(o: OutputShown, ev: FalcoEvent): string {
+  if (o.reason === 'priority') return `priority ${ev.priority} is below its minimumpriority ${o.minimumpriority}`;
+  if (o.reason === 'match') return `match[${o.index}] ${o.matcher} does not hold (${readsAs(o.field!, o.value!)})`;
+  if (o.reason === 'exclude') return o.exclude!.scope === 'global' ? `global ${o.exclude!.key} matches` : describeExclude(o.exclude!);
+  return o.reason ?? '';
+}
+
+function describeExclude(e: ExcludeShown): string {
+  return `${e.key}${e.comment ? ` (${e.comment})` : ''} matches: ${e.matchers.join(', ')}`;
+}
+
+function readsAs(name: string, value: string | readonly string[]): string {
+  if (typeof value !== 'string') return value.length === 0 ? 'the alert has no tags' : `tags are ${value.map(quoted).join(', ')}`;
+  return value === '' ? `${name} is empty or missing` : `${name} is ${quoted(value)}`;
+}
+
+function quoted(s: string): string {
+  return JSON.stringify(s.length > LONG ? `${s.slice(0, LONG)}…` : s);
+}
