@@ -112,6 +112,12 @@ export class RedisWindows {
     };
   }
 
+  /** The open window of a hit's key, without counting anything (route-test). */
+  async peek(output: string, hit: Pick<WindowHit, 'kind' | 'hash'>, now: number): Promise<{ n: number; end: number } | undefined> {
+    const [end, n] = await this.conn.hmget(`${this.#base(output)}:${hit.kind}:${hit.hash}`, 'end', 'n');
+    return end !== null && Number(end) > now ? { n: Number(n ?? 0), end: Number(end) } : undefined;
+  }
+
   async drop(output: string, ref: WindowRef): Promise<void> {
     const agg = this.#agg(output, ref);
     await this.conn.del(agg, `${agg}:h`, `${agg}:p`, `${agg}:r`);

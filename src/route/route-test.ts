@@ -12,6 +12,9 @@ import type { FalcoEvent } from '../event/falco-event.ts';
 import { fieldText } from '../routing/matcher.ts';
 import type { ExcludeEntry } from '../routing/exclude.ts';
 import { RoutingTable, type OutputVerdict } from './route.ts';
+import { noiseStages, windowHit } from '../pipeline/noise.ts';
+import { RedisWindows } from '../queue/redis-windows.ts';
+import { Redis } from 'ioredis';
 
 export interface RouteTestResult {
   code: number;
@@ -42,6 +45,20 @@ interface OutputShown {
   value?: string | readonly string[];
   /** reason exclude */
   exclude?: ExcludeShown;
+  /** Sent: what its dedup and throttle would do with this alert now. */
+  noise?: NoiseShown[];
+}
+
+interface NoiseShown {
+  kind: 'dedup' | 'throttle';
+  window: string;
+  /** Alerts per key and window sent one by one. */
+  max: number;
+  /** With Redis: alerts counted in this alert's window so far, and when it ends (absent: no window open). */
+  counted?: number;
+  until?: string;
+  /** Whether this alert would be held back; unknown with the memory driver (its windows are in the router's process). */
+  heldBack?: boolean;
 }
 
 const LONG = 200;
@@ -58,6 +75,7 @@ export async function routeTest(body: string, cfg: RouterConfig, opts: { json?: 
   const table = new RoutingTable(cfg.outputs, cfg.exclude);
   const why = table.explain(ev);
   const outputs = why.outputs.map((v, i) => shownVerdict(v, cfg.outputs[i]?.type ?? '', ev));
+  await addNoise(outputs, cfg, ev);
   const globalExclude = why.globalExclude ? shownExclude('global', 'exclude', why.globalExclude.index, why.globalExclude.entry) : null;
   const stderr = warnings.map((w) => `${w}\n`).join('');
   if (opts.json) {
@@ -85,6 +103,38 @@ function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent): OutputSho
   return o;
 }
 
+/** Dedup and throttle state of the outputs the alert goes to; read from Redis when it holds the windows. */
+async function addNoise(outputs: OutputShown[], cfg: RouterConfig, ev: FalcoEvent): Promise<void> {
+  const withNoise = cfg.outputs.filter((o, i) => outputs[i].sent && noiseStages(o).length > 0);
+  if (withNoise.length === 0) return;
+  let redis: Redis | undefined;
+  if (cfg.queue.driver === 'redis') {
+    redis = new Redis(cfg.queue.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+    redis.on('error', () => {});
+    await redis.connect().catch(() => (redis = undefined));
+  }
+  const windows = redis && new RedisWindows(redis, cfg.queue.redis.prefix);
+  const now = Date.now();
+  try {
+    for (const inst of withNoise) {
+      const shown = outputs.find((o) => o.name === inst.name)!;
+      shown.noise = [];
+      for (const stage of noiseStages(inst)) {
+        const n: NoiseShown = { kind: stage.kind, window: `${stage.windowMs / 1000} s`, max: stage.limit };
+        const open = windows && (await windows.peek(inst.name, windowHit(stage, ev), now).catch(() => undefined));
+        if (windows) {
+          n.counted = open?.n ?? 0;
+          if (open) n.until = new Date(open.end).toISOString();
+          n.heldBack = (open?.n ?? 0) + 1 > stage.limit;
+        }
+        shown.noise.push(n);
+      }
+    }
+  } finally {
+    redis?.disconnect();
+  }
+}
+
 function shownExclude(scope: 'global' | 'output', at: string, index: number, entry: ExcludeEntry): ExcludeShown {
   return { scope, key: `${at}[${index}]`, index, comment: entry.comment, matchers: entry.matchers.map(String) };
 }
@@ -95,7 +145,10 @@ function human(ev: FalcoEvent, test: boolean, globalExclude: ExcludeShown | null
   else lines.push(globalExclude ? `global exclude: ${describeExclude(globalExclude)}` : 'global exclude: no entry matches');
   lines.push('');
   const width = Math.max(...outputs.map((o) => `${o.name} (${o.type})`.length), 0);
-  for (const o of outputs) lines.push(`${`${o.name} (${o.type})`.padEnd(width)}  ${o.sent ? 'sent' : `not sent: ${reasonText(o, ev)}`}`);
+  for (const o of outputs) {
+    lines.push(`${`${o.name} (${o.type})`.padEnd(width)}  ${o.sent ? 'sent' : `not sent: ${reasonText(o, ev)}`}`);
+    for (const n of o.noise ?? []) lines.push(`${' '.repeat(width)}    ${noiseText(n)}`);
+  }
   const sent = outputs.filter((o) => o.sent).length;
   lines.push('', `sent to ${sent} of ${outputs.length} output${outputs.length === 1 ? '' : 's'}`);
   return lines.join('\n') + '\n';
@@ -106,6 +159,13 @@ function reasonText(o: OutputShown, ev: FalcoEvent): string {
   if (o.reason === 'match') return `match[${o.index}] ${o.matcher} does not hold (${readsAs(o.field!, o.value!)})`;
   if (o.reason === 'exclude') return o.exclude!.scope === 'global' ? `global ${o.exclude!.key} matches` : describeExclude(o.exclude!);
   return o.reason ?? '';
+}
+
+function noiseText(n: NoiseShown): string {
+  const what = `${n.kind} (${n.max} per key per ${n.window})`;
+  if (n.heldBack === undefined) return `${what}: its windows are in the router's process (memory queue); route-test cannot see them`;
+  const state = n.until ? `${n.counted} counted in this key's window until ${n.until}` : "no window open for this key";
+  return `${what}: ${state}; this alert would be ${n.heldBack ? 'held back for the summary' : 'sent'}`;
 }
 
 function describeExclude(e: ExcludeShown): string {

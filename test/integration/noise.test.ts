@@ -161,3 +161,28 @@ outputs:
     await sink.close();
   }
 });
+
+test('route-test shows what dedup and throttle would do with an alert, from the windows in Redis', async () => {
+  const { runCli } = await import('../helpers/process.ts');
+  const sink = await startHttpSink();
+  const prefix = `rt-${randomUUID().slice(0, 8)}`;
+  const yaml = `queue: { driver: redis, redis: { url: "${redis.url}", prefix: "${prefix}" } }
+outputs:
+  - { name: siem, type: webhook, address: "${sink.url}", dedup: { window: 1h }, throttle: { window: 1h, max: 3 } }
+`;
+  const file = join(tempDir(), 'config.yaml');
+  writeFileSync(file, yaml);
+  const before = await runCli(['route-test', '-c', file, '--json'], {}, shell(1));
+  const shown = (out: string) => (JSON.parse(out) as { outputs: Array<{ noise: Array<{ kind: string; counted: number; heldBack: boolean }> }> }).outputs[0].noise;
+  assert.deepEqual(shown(before.stdout).map((n) => [n.kind, n.counted, n.heldBack]), [['dedup', 0, false], ['throttle', 0, false]]);
+  const r = await startTestRouter(yaml);
+  try {
+    assert.equal((await r.post(shell(1))).status, 200);
+    await waitFor(() => sink.delivered().length === 1, 10_000, 'the first alert');
+  } finally {
+    await r.stop();
+    await sink.close();
+  }
+  const after = await runCli(['route-test', '-c', file], {}, shell(2));
+  assert.match(after.stdout, /dedup \(1 per key per 3600 s\): 1 counted in this key's window until .*; this alert would be held back for the summary/);
+});
