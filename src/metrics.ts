@@ -22,6 +22,7 @@ export class Metrics implements DeliveryObserver {
   readonly reloads: Counter<'result'>;
   readonly outputEvents: Counter<'output' | 'type' | 'stat'>;
   readonly setupFailures: Counter<'output' | 'type'>;
+  readonly filteredEvents: Counter<'output' | 'reason'>;
 
   constructor() {
     const r = this.registry;
@@ -65,6 +66,12 @@ export class Metrics implements DeliveryObserver {
       labelNames: ['output', 'type'],
       registers: [r],
     });
+    this.filteredEvents = new Counter({
+      name: 'falco_router_events_filtered_total',
+      help: 'Alerts routed to an output but not sent to it one by one, by output and reason (dedup and throttle: held back for a summary)',
+      labelNames: ['output', 'reason'],
+      registers: [r],
+    });
     this.reloads = new Counter({ name: 'falco_router_config_reloads_total', help: 'Config reloads by result (ok, or error when the new config was refused and the running one kept)', labelNames: ['result'], registers: [r] });
   }
 
@@ -95,6 +102,10 @@ export class Metrics implements DeliveryObserver {
 
   outputEvent(output: string, type: string, stat: string, n: number): void {
     this.outputEvents.inc({ output, type, stat }, n);
+  }
+
+  filtered(output: string, _type: string, reason: string, events: number): void {
+    this.filteredEvents.inc({ output, reason }, events);
   }
 
   setupFailed(output: string, type: string): void {

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { StoredEvent } from '../../src/event/stored-event.ts';
 import type { OutputError } from '../../src/errors.ts';
 import type { ClientTlsFiles } from './http.ts';
+import type { SummaryGroup } from '../../src/pipeline/summary.ts';
 
 export interface SendContext {
   /** Aborted when the attempt times out or the router stops. */
@@ -38,10 +39,12 @@ export interface Output {
   setup?(signal: AbortSignal): Promise<void>;
   send(batch: readonly StoredEvent[], ctx: SendContext): Promise<void>;
   /**
-   * One message that stands for many events (flood control): the pipeline calls it instead of
-   * send() for the events beyond `delivery.summarizeabove` while the backlog is over that bound.
+   * One message that stands for alerts not sent one by one: the backlog beyond
+   * `delivery.summarizeabove` (grouped by rule), and what dedup and throttle windows held back
+   * (one group per key). Without it, the pipeline sends each group as one alert through send().
+   * All or nothing: what ctx reports per event is ignored.
    */
-  sendSummary?(events: readonly StoredEvent[], ctx: SendContext): Promise<void>;
+  sendSummary?(groups: readonly SummaryGroup[], ctx: SendContext): Promise<void>;
   close?(): Promise<void>;
 }
 

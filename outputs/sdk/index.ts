@@ -12,4 +12,5 @@ export { priorityLevel, priorityName } from '../../src/event/priority.ts';
 export { GoTemplate, payloadData, goTimeString } from '../../src/event/template.ts';
 export { fitEventJson, truncateText, cutUtf8, MARKER } from '../../src/event/truncate.ts';
 export { bool, int, httpUrl, optionalHttpUrl, stringMap, stringList, duration, byteSize, goTemplate } from '../../src/config/fields.ts';
+export { summaryLine, lastMinutes, highestPriority, span, type SummaryGroup, type SummaryReason } from '../../src/pipeline/summary.ts';
 export { HttpTarget, parseRetryAfter, type ClientTlsFiles, type HttpAnswer, type HttpRequest } from './http.ts';

@@ -22,6 +22,7 @@ import {
   type StoredEvent,
   type SendContext,
   type GoTemplate,
+  type SummaryGroup,
 } from '../sdk/index.ts';
 import { slackPayload, summaryPayload, DEFAULT_FOOTER, type Look, type OutputFormat } from './payload.ts';
 
@@ -89,8 +90,8 @@ class SlackOutput implements Output {
     }
   }
 
-  async sendSummary(events: readonly StoredEvent[], ctx: SendContext): Promise<void> {
-    await this.#post(summaryPayload(events.map((e) => e.event), this.#look), ctx.signal);
+  async sendSummary(groups: readonly SummaryGroup[], ctx: SendContext): Promise<void> {
+    await this.#post(summaryPayload(groups, this.#look), ctx.signal);
   }
 
   async #post(payload: Record<string, unknown>, signal: AbortSignal): Promise<void> {

@@ -3,7 +3,7 @@
  * flood-control summary that stands for many alerts. Slack-style attachments are also what
  * Mattermost and Rocket.Chat take.
  */
-import { priorityLevel, priorityName, eventTimeMs, isLosslessNumber, goTimeString, type FalcoEvent } from '../sdk/index.ts';
+import { priorityLevel, isLosslessNumber, goTimeString, eventTimeMs, summaryLine, lastMinutes, highestPriority, type FalcoEvent, type SummaryGroup, type SummaryReason } from '../sdk/index.ts';
 
 export const DEFAULT_FOOTER = 'https://github.com/falcosecurity/falcosidekick';
 
@@ -76,71 +76,44 @@ export function slackPayload(ev: FalcoEvent, look: Look & { shownonstringfields:
   return envelope(look, text, [a]);
 }
 
-/** Rules beyond this many get one combined attachment (Slack shows at most 100 attachments). */
-const MAX_SUMMARY_RULES = 20;
+/** Groups beyond this many get one combined attachment (Slack shows at most 100 attachments). */
+const MAX_SUMMARY_GROUPS = 20;
 
-interface RuleGroup {
-  rule: string;
-  count: number;
-  level: number;
-  byPriority: Map<number, number>;
-  hosts: Set<string>;
-  first: string;
-  last: string;
-  firstMs: number;
-  lastMs: number;
-}
-
-/** "in the last M minutes", M from the span of the events' own times (at least one minute). */
-function lastMinutes(firstMs: number, lastMs: number): string {
-  const span = Number.isFinite(firstMs) && Number.isFinite(lastMs) ? lastMs - firstMs : 0;
-  const m = Math.max(1, Math.ceil(span / 60_000));
-  return m === 1 ? 'in the last minute' : `in the last ${m} minutes`;
-}
-
-function summaryLine(count: number, what: string, g: { firstMs: number; lastMs: number }): string {
-  return `${count} more alert${count === 1 ? '' : 's'} for ${what} ${lastMinutes(g.firstMs, g.lastMs)}`;
-}
-
-function listSome(values: Iterable<string>, max = 5): string {
+function listSome(values: readonly string[], max = 5): string {
   const all = [...values].sort();
   return all.length <= max ? all.join(', ') : `${all.slice(0, max).join(', ')} (+${all.length - max} more)`;
 }
 
+const HEADER: Record<SummaryReason, string> = {
+  backlog: 'summarised instead of posted one by one (they still reached every other output)',
+  dedup: 'held back as duplicates (dedup)',
+  throttle: 'held back by the throttle',
+};
+
 /**
- * One message for many events: an attachment per rule (most alerts first), coloured by the highest
- * priority seen. One POST, so a retry never posts a rule's summary twice.
+ * One message for many alerts: an attachment per group (flood control: per rule; dedup and
+ * throttle: per key), coloured by the highest priority seen. One POST, so a retry never posts a
+ * group's summary twice.
  */
-export function summaryPayload(events: readonly FalcoEvent[], look: Look): Record<string, unknown> {
-  const groups = new Map<string, RuleGroup>();
-  for (const ev of events) {
-    const level = priorityLevel(ev.priority);
-    const ms = eventTimeMs(ev.time);
-    let g = groups.get(ev.rule);
-    if (!g) {
-      g = { rule: ev.rule, count: 0, level: 0, byPriority: new Map(), hosts: new Set(), first: ev.time, last: ev.time, firstMs: ms, lastMs: ms };
-      groups.set(ev.rule, g);
-    }
-    g.count++;
-    g.level = Math.max(g.level, level);
-    g.byPriority.set(level, (g.byPriority.get(level) ?? 0) + 1);
-    if (ev.hostname) g.hosts.add(ev.hostname);
-    if (ms < g.firstMs) [g.firstMs, g.first] = [ms, ev.time];
-    if (ms > g.lastMs) [g.lastMs, g.last] = [ms, ev.time];
-  }
-  const sorted = [...groups.values()].sort((a, b) => b.count - a.count || (a.rule < b.rule ? -1 : 1));
-  const shown = sorted.length > MAX_SUMMARY_RULES ? sorted.slice(0, MAX_SUMMARY_RULES - 1) : sorted;
+export function summaryPayload(groups: readonly SummaryGroup[], look: Look): Record<string, unknown> {
+  const sorted = [...groups].sort((a, b) => b.count - a.count);
+  const shown = sorted.length > MAX_SUMMARY_GROUPS ? sorted.slice(0, MAX_SUMMARY_GROUPS - 1) : sorted;
   const rest = sorted.slice(shown.length);
   const withFields = look.outputformat !== 'text';
   const footer = look.footer || DEFAULT_FOOTER;
 
   const attachments = shown.map((g) => {
-    const line = summaryLine(g.count, `rule ${g.rule}`, g);
-    const a: Record<string, unknown> = { fallback: line, color: COLORS[g.level] ?? '', text: line };
+    const line = summaryLine(g);
+    const a: Record<string, unknown> = { fallback: line, color: priorityColor(highestPriority(g)), text: line };
     if (withFields) {
-      const priorities = [...g.byPriority.entries()].sort((x, y) => y[0] - x[0]).map(([lvl, n]) => `${priorityName(lvl)}: ${n}`);
-      const fields = [field('rule', g.rule), field('priority', priorities.join(', '))];
-      if (g.hosts.size > 0) fields.push(field(g.hosts.size === 1 ? 'hostname' : 'hostnames', listSome(g.hosts)));
+      const priorities = Object.entries(g.byPriority)
+        .sort((x, y) => priorityLevel(y[0]) - priorityLevel(x[0]))
+        .map(([p, n]) => `${p}: ${n}`);
+      const fields = g.key.map(([k, v]) => field(k, v));
+      if (!g.key.some(([k]) => k === 'rule')) fields.push(field(g.rules.length === 1 ? 'rule' : 'rules', listSome(g.rules)));
+      fields.push(field('priority', priorities.join(', ')));
+      if (g.hostnames.length > 0) fields.push(field(g.hostnames.length === 1 ? 'hostname' : 'hostnames', listSome(g.hostnames)));
+      if (g.pods.length > 0) fields.push(field(g.pods.length === 1 ? 'pod' : 'pods', listSome(g.pods)));
       fields.push(field('first', goTimeString(g.first), false), field('last', goTimeString(g.last), false));
       a.fields = fields;
       a.footer = footer;
@@ -151,14 +124,17 @@ export function summaryPayload(events: readonly FalcoEvent[], look: Look): Recor
   });
   if (rest.length > 0) {
     const count = rest.reduce((n, g) => n + g.count, 0);
-    const span = { firstMs: Math.min(...rest.map((g) => g.firstMs)), lastMs: Math.max(...rest.map((g) => g.lastMs)) };
-    const line = summaryLine(count, `${rest.length} other rules`, span);
-    const a: Record<string, unknown> = { fallback: line, color: COLORS[Math.max(...rest.map((g) => g.level))] ?? '', text: line };
-    a.fields = withFields ? [field('rules', listSome(rest.map((g) => g.rule), 10), false)] : null;
+    const byTime = (a: SummaryGroup, b: SummaryGroup) => eventTimeMs(a.first) - eventTimeMs(b.first);
+    const times = { first: [...rest].sort(byTime)[0].first, last: [...rest].sort((a, b) => eventTimeMs(b.last) - eventTimeMs(a.last))[0].last };
+    const what = rest.every((g) => g.reason === 'backlog') ? 'rules' : 'groups';
+    const line = `${count} more alerts for ${rest.length} other ${what} ${lastMinutes(times)}`;
+    const a: Record<string, unknown> = { fallback: line, color: priorityColor(highestPriority({ ...rest[0], byPriority: Object.assign({}, ...rest.map((g) => g.byPriority)) })), text: line };
+    a.fields = withFields ? [field('rules', listSome([...new Set(rest.flatMap((g) => g.rules))], 10), false)] : null;
     if (withFields) a.footer = footer;
     attachments.push(a);
   }
-  const total = events.length;
-  const text = `Flood control: ${total} alert${total === 1 ? '' : 's'} summarised instead of posted one by one (they still reached every other output)`;
+  const total = groups.reduce((n, g) => n + g.count, 0);
+  const reasons = [...new Set(groups.map((g) => g.reason))];
+  const text = `${reasons.length === 1 && reasons[0] === 'backlog' ? 'Flood control' : 'Noise control'}: ${total} alert${total === 1 ? '' : 's'} ${reasons.map((r) => HEADER[r]).join('; ')}`;
   return envelope(look, text, attachments);
 }

@@ -14,6 +14,7 @@ import { Pool } from 'undici';
 import { slack, DEFAULT_ICON } from './index.ts';
 import { DEFAULT_FOOTER } from './payload.ts';
 import { OutputError, StoredEvent, goTimeString, serializeEvent, type Output } from '../sdk/index.ts';
+import { backlogGroups } from '../../src/pipeline/summary.ts';
 import { createAdapter, sendContext } from '../sdk/testkit/adapter.ts';
 import { checkEvent, decodeEvent } from '../../src/event/falco-event.ts';
 import { loadConfig, maskedOutputs, ConfigError } from '../../src/config/load.ts';
@@ -305,7 +306,7 @@ describe('summary', () => {
       alert('Terminal shell in container', 'Warning', 'node-1', 30),
     ];
     const ctx = sendContext();
-    await out.sendSummary!(events, ctx);
+    await out.sendSummary!(backlogGroups(events.map((e) => e.event)), ctx);
     assert.equal(fake.requests.length, 1, 'one POST for all of them');
     assert.deepEqual(fake.messages()[0], {
       text: 'Flood control: 4 alerts summarised instead of posted one by one (they still reached every other output)',
@@ -348,7 +349,7 @@ describe('summary', () => {
     const { out } = await adapter(t, fake, { outputformat: 'text' });
     const rules = Array.from({ length: 25 }, (_, i) => `rule ${String(i).padStart(2, '0')}`);
     const events = [...rules.map((r) => alert(r, 'Warning', 'node-1', 0)), alert('rule 24', 'Error', 'node-1', 0), alert('rule 24', 'Warning', 'node-1', 0)];
-    await out.sendSummary!(events, sendContext());
+    await out.sendSummary!(backlogGroups(events.map((e) => e.event)), sendContext());
     const [m] = fake.messages();
     assert.equal(m.text, 'Flood control: 27 alerts summarised instead of posted one by one (they still reached every other output)');
     assert.equal(m.attachments.length, 20);

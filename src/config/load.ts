@@ -24,6 +24,9 @@ export interface OutputInstance {
   origin: string;
   minimumpriority: number;
   delivery: Required<DeliverySettings>;
+  /** Noise control in the pipeline; absent when off. */
+  dedup?: { window: number; key?: string[] };
+  throttle?: { window: number; max: number; key?: string[] };
   settings: Record<string, unknown>;
 }
 
@@ -149,6 +152,8 @@ function validateInstance(raw: Raw, origin: string, lenient: boolean, types: Typ
     type: type.type,
     origin,
     minimumpriority: common.data.minimumpriority,
+    dedup: common.data.dedup,
+    throttle: common.data.throttle,
     delivery: {
       ...d,
       concurrency: d.concurrency ?? (common.data.maxconcurrentrequests || undefined) ?? t.concurrency,
@@ -276,6 +281,6 @@ export function maskedOutputs(cfg: RouterConfig, types: Types): unknown[] {
     const settings: Raw = {};
     for (const [k, v] of Object.entries(o.settings)) settings[k] = secrets.includes(k) && v !== '' ? '***' : v;
     const minimumpriority = o.minimumpriority === 0 ? '' : priorityName(o.minimumpriority);
-    return { name: o.name, type: o.type, minimumpriority, delivery: o.delivery, settings };
+    return { name: o.name, type: o.type, minimumpriority, delivery: o.delivery, dedup: o.dedup, throttle: o.throttle, settings };
   });
 }

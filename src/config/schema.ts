@@ -44,6 +44,24 @@ export const instanceSchema = z.object({
   ),
   maxconcurrentrequests: int(0, 1000).optional().describe("falcosidekick's name for delivery.concurrency (0 means the type default)."),
   delivery: deliverySchema.describe('Retries, batching and pacing of this instance.'),
+  dedup: z
+    .strictObject({
+      window: duration.describe('Alerts with the same key inside this window are sent once; then one follow-up says how many more came.'),
+      key: z
+        .array(z.string())
+        .optional()
+        .describe('Fields that make two alerts the same (names as in matchers). Default: rule, priority, hostname, source and every output field except evt.* and process or thread ids (*.pid, *.ppid, *.vpid, *.tid, *.vtid).'),
+    })
+    .optional()
+    .describe('Send one alert per key and window, and a follow-up with the count of the rest; off when absent.'),
+  throttle: z
+    .strictObject({
+      window: duration.describe('The window the maximum applies to.'),
+      max: int(1, 1_000_000).describe('Alerts per key sent one by one in a window; the rest make one summary per key when the window ends.'),
+      key: z.array(z.string()).optional().describe('Fields that make the key (names as in matchers). Default: rule.'),
+    })
+    .optional()
+    .describe('At most `max` alerts per key and window one by one, then one summary; off when absent.'),
 });
 
 const tlsServerPaths = ['/', '/ping', '/healthz', '/ready', '/test', '/metrics'] as const;

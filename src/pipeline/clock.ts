@@ -13,7 +13,8 @@ export const MAX_DELAY_MS = 2 ** 31 - 1;
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, Math.min(ms, MAX_DELAY_MS)),
+  // Unref'd: a pending retry or window close must not keep a stopped process alive.
+  setTimeout: (fn, ms) => setTimeout(fn, Math.min(ms, MAX_DELAY_MS)).unref(),
   clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
 };
 

@@ -10,7 +10,11 @@ import type { Output } from '../../outputs/sdk/contract.ts';
 import type { OutputInstance } from '../config/load.ts';
 import { StoredEvent } from '../event/stored-event.ts';
 import { HandBack, OutputError, type FailureReason } from '../errors.ts';
-import type { Consumer, QueueDriver, QueueJob } from '../queue/types.ts';
+import type { Consumer, QueueDriver, QueueJob, WindowRef } from '../queue/types.ts';
+import type { SendContext } from '../../outputs/sdk/contract.ts';
+import { serializeEvent } from '../event/falco-event.ts';
+import { backlogGroups, summaryEvent, type SummaryGroup } from './summary.ts';
+import { noiseStages, windowHit, type NoiseStage } from './noise.ts';
 import { Gatherer, type LaneHandle } from './gatherer.ts';
 import { Pacer } from './pacer.ts';
 import { attempt, type Failure } from './attempt.ts';
@@ -24,6 +28,7 @@ export interface DeliveryObserver {
   deadLettered?(output: string, type: string, events: number, reason: FailureReason): void;
   summarized?(output: string, type: string, events: number): void;
   setupFailed?(output: string, type: string): void;
+  filtered?(output: string, type: string, reason: 'dedup' | 'throttle', events: number): void;
 }
 
 export interface OutputState {
@@ -75,6 +80,8 @@ interface Item {
   run: JobRun;
   /** Position in the job's events. */
   index: number;
+  /** A dedup or throttle summary (its event is the summary as an alert, for outputs without a summary format). */
+  group?: SummaryGroup;
 }
 
 /** A job being delivered: which of its events have ended, and the progress recorded in the queue. */
@@ -173,7 +180,8 @@ export class DeliveryWorker {
   readonly #gatherer: Gatherer<Item>;
   readonly #lanes: LaneHandle<Item>[] = [];
   readonly #send: LaneHandle<Item>;
-  readonly #summary?: LaneHandle<Item>;
+  readonly #summary: LaneHandle<Item>;
+  readonly #noise: NoiseStage[];
   #consumer?: Consumer;
   #started?: Promise<void>;
   /** Aborted on stop: set-up retries end. */
@@ -201,12 +209,10 @@ export class DeliveryWorker {
     this.state = { name, type, status: 'setting-up' };
     this.#pacer = new Pacer(delivery.ratelimit, this.#clock);
     this.#gatherer = new Gatherer<Item>(delivery.concurrency, this.#clock);
-    // The summary lane first: it holds the oldest events of a flood.
-    if (o.output.sendSummary && delivery.summarizeabove > 0) {
-      const lane = this.#gatherer.lane({ maxBatch: MAX_SUMMARY_EVENTS, lingerMs: 0 }, (batch) => this.#deliver(batch, true));
-      this.#summary = lane;
-      this.#lanes.push(lane);
-    }
+    // The summary lane first: it holds the oldest events of a flood, and the summaries of windows that ended.
+    this.#summary = this.#gatherer.lane({ maxBatch: MAX_SUMMARY_EVENTS, lingerMs: 0 }, (batch) => this.#deliver(batch, true));
+    this.#lanes.push(this.#summary);
+    this.#noise = noiseStages(o.instance);
     const lane = this.#gatherer.lane({ maxBatch: delivery.maxbatch, lingerMs: delivery.linger }, (batch) => this.#deliver(batch, false));
     this.#send = lane;
     this.#lanes.push(lane);
@@ -217,7 +223,7 @@ export class DeliveryWorker {
     this.#started = this.#setUp().then(() => {
       if (this.#stopped.signal.aborted) return;
       const { concurrency, maxbatch } = this.instance.delivery;
-      const jobs = this.#summary || maxbatch > 1 ? Math.max(concurrency, GATHER_JOBS) : concurrency;
+      const jobs = this.instance.delivery.summarizeabove > 0 || maxbatch > 1 ? Math.max(concurrency, GATHER_JOBS) : concurrency;
       this.#consumer = this.#queue.consume(this.instance.name, jobs, (job) => this.#handle(job));
     });
   }
@@ -288,16 +294,82 @@ export class DeliveryWorker {
 
   async #handle(job: QueueJob): Promise<void> {
     if (this.#handBack.signal.aborted) throw new HandBack();
+    if (job.close) return this.#closeWindow(job);
     const run = new JobRun(job, this.#clock, { add: (n) => (this.#unrecorded += n) });
-    const excess = this.#summary ? await this.#excessBacklog(run.items.length) : 0;
+    let items = run.items;
+    if (this.#noise.length > 0) {
+      try {
+        items = await this.#holdBack(items);
+      } catch (err) {
+        // Counting needs the queue (Redis); until it answers, the job goes back untouched.
+        this.#logger.warn({ output: this.instance.name, type: this.instance.type, err: (err as Error).message }, `dedup/throttle could not count: ${(err as Error).message}; the alerts go back to the queue`);
+        for (const it of items) run.handBack(it);
+        items = [];
+      }
+    }
+    const excess = this.instance.delivery.summarizeabove > 0 ? await this.#excessBacklog(items.length) : 0;
     if (excess > 0) {
       this.#inSummary += excess;
-      this.#summary!.add(run.items.slice(0, excess));
+      this.#summary.add(items.slice(0, excess));
     }
-    this.#send.add(excess > 0 ? run.items.slice(excess) : run.items);
+    this.#send.add(excess > 0 ? items.slice(excess) : items);
     await run.finished;
     await run.close();
     if (run.handedBack) throw new HandBack();
+  }
+
+  /**
+   * Dedup, then throttle: counts each alert in its key's window and settles those held back (they
+   * count as filtered and go into the window's summary). A window that starts holding back gets its
+   * close job first, so a crash in between cannot lose the held-back count.
+   */
+  async #holdBack(items: Item[]): Promise<Item[]> {
+    const { name, type } = this.instance;
+    let pass = items;
+    for (const stage of this.#noise) {
+      const now = this.#clock.now();
+      const hits = pass.map((it) => windowHit(stage, it.event.event));
+      const counts = await this.#queue.countInWindows(name, hits, now);
+      const toClose = new Map<string, { ref: WindowRef; end: number }>();
+      for (const [i, c] of counts.entries()) if (c.needsClose) toClose.set(`${hits[i].hash}|${c.start}`, { ref: { kind: stage.kind, hash: hits[i].hash, start: c.start }, end: c.end });
+      for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
+      const held = pass.filter((_, i) => counts[i].n > hits[i].limit);
+      if (held.length > 0) {
+        this.#observer.filtered?.(name, type, stage.kind, held.length);
+        for (const it of held) it.run.settle(it);
+      }
+      pass = pass.filter((_, i) => counts[i].n <= hits[i].limit);
+    }
+    return pass;
+  }
+
+  /** A dedup or throttle window ended: its summary goes out through the summary lane, then the window is dropped. */
+  async #closeWindow(job: QueueJob): Promise<void> {
+    const ref = job.close!;
+    const { name } = this.instance;
+    const agg = await this.#queue.readWindow(name, ref);
+    if (!agg) return;
+    const group: SummaryGroup = {
+      reason: ref.kind,
+      key: agg.key,
+      count: agg.held,
+      byPriority: agg.byPriority,
+      hostnames: agg.hostnames,
+      pods: agg.pods,
+      rules: agg.rules,
+      first: agg.first,
+      last: agg.last,
+      window: { start: ref.start, end: agg.end, max: ref.kind === 'throttle' ? this.instance.throttle?.max : undefined },
+    };
+    const run = new JobRun({ ...job, events: [serializeEvent(summaryEvent(group))], done: 0 }, this.#clock, { add: () => {} });
+    const [item] = run.items;
+    item.group = group;
+    this.#inSummary++;
+    this.#summary.add([item]);
+    await run.finished;
+    await run.close();
+    if (run.handedBack) throw new HandBack();
+    await this.#queue.dropWindow(name, ref);
   }
 
   /**
@@ -325,7 +397,7 @@ export class DeliveryWorker {
         this.state.pausedUntil = undefined;
         const tries = 1 + Math.max(...pending.map((i) => i.attempts));
         const events = pending.map((i) => i.event);
-        const out = await attempt(events, (ctx) => (summary ? this.output.sendSummary!(events, ctx) : this.output.send(events, ctx)), {
+        const out = await attempt(events, (ctx) => (summary ? this.#sendSummary(pending, ctx) : this.output.send(events, ctx)), {
           attempt: tries,
           timeoutMs: delivery.timeout,
           stop: this.#halt.signal,
@@ -406,11 +478,28 @@ export class DeliveryWorker {
     await Promise.race([Promise.all([...this.#abandoned].map((e) => e.ended)), stop]);
   }
 
+  /**
+   * A summary of a lane batch: flood-control alerts grouped by rule, and window summaries. To
+   * Slack-like outputs as one message; to the others as one alert per group. All or nothing.
+   */
+  async #sendSummary(items: readonly Item[], ctx: SendContext): Promise<void> {
+    const backlog = items.filter((it) => !it.group);
+    const groups = [...backlogGroups(backlog.map((it) => it.event.event)), ...items.flatMap((it) => (it.group ? [it.group] : []))];
+    if (this.output.sendSummary) return this.output.sendSummary(groups, ctx);
+    const events = groups.map((g) => new StoredEvent(serializeEvent(summaryEvent(g))));
+    let failure: OutputError | undefined;
+    await this.output.send(events, { ...ctx, delivered: () => {}, failed: (_events, err) => (failure ??= err) });
+    if (failure) throw failure;
+  }
+
   #succeeded(items: Item[], summary: boolean): void {
     const { name, type } = this.instance;
     this.state.lastSuccessAt = new Date(this.#clock.now()).toISOString();
     this.#observer.attempt?.(name, type, 'ok', items.length);
-    if (summary) this.#observer.summarized?.(name, type, items.length);
+    if (summary) {
+      const backlog = items.filter((it) => !it.group).length;
+      if (backlog > 0) this.#observer.summarized?.(name, type, backlog);
+    }
     else {
       const perRun = new Map<JobRun, number>();
       for (const it of items) perRun.set(it.run, (perRun.get(it.run) ?? 0) + 1);

@@ -5,7 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { HandBack, QueueUnavailableError } from '../errors.ts';
-import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob } from './types.ts';
+import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob, WindowHit, WindowRef } from './types.ts';
+import { MemoryWindows } from './memory-windows.ts';
+import { systemClock, type Clock } from '../pipeline/clock.ts';
 
 interface MemJob {
   id: string;
@@ -14,6 +16,7 @@ interface MemJob {
   done: number;
   attempts: number;
   acceptedAt: number;
+  close?: WindowRef;
 }
 
 interface OutputQueue {
@@ -29,8 +32,14 @@ export class MemoryQueue implements QueueDriver {
   #queues = new Map<string, OutputQueue>();
   #dead = new Map<string, DeadLetter[]>();
   #seq = 0;
+  readonly #windows = new MemoryWindows();
+  /** Close jobs not due yet, by id (a window's ref): their timers, and the output they are for. */
+  readonly #later = new Map<string, { output: string; job: MemJob; timer: unknown }>();
 
-  constructor(private readonly maxEventsPerOutput: number) {}
+  constructor(
+    private readonly maxEventsPerOutput: number,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   #q(output: string): OutputQueue {
     let q = this.#queues.get(output);
@@ -63,6 +72,38 @@ export class MemoryQueue implements QueueDriver {
     q.waiting.push({ id: String(++this.#seq), output, events, done: 0, attempts: 0, acceptedAt });
     q.events += events.length;
     q.wakers.shift()?.();
+  }
+
+  countInWindows(output: string, hits: readonly WindowHit[], now: number) {
+    return Promise.resolve(this.#windows.count(output, hits, now));
+  }
+
+  async scheduleClose(output: string, ref: WindowRef, at: number): Promise<void> {
+    const id = `close|${output}|${ref.kind}|${ref.hash}|${ref.start}`;
+    if (!this.#later.has(id)) {
+      const job: MemJob = { id, output, events: [], done: 0, attempts: 0, acceptedAt: Date.now(), close: ref };
+      const timer = this.clock.setTimeout(() => this.#due(id), Math.max(0, at - this.clock.now()));
+      this.#later.set(id, { output, job, timer });
+    }
+    this.#windows.scheduled(output, ref);
+  }
+
+  #due(id: string): void {
+    const later = this.#later.get(id);
+    if (!later) return;
+    this.#later.delete(id);
+    this.clock.clearTimeout(later.timer);
+    const q = this.#q(later.output);
+    q.waiting.push(later.job);
+    q.wakers.shift()?.();
+  }
+
+  async readWindow(output: string, ref: WindowRef) {
+    return this.#windows.read(output, ref);
+  }
+
+  async dropWindow(output: string, ref: WindowRef): Promise<void> {
+    this.#windows.drop(output, ref);
   }
 
   consume(output: string, concurrency: number, handler: JobHandler): Consumer {
@@ -109,6 +150,9 @@ export class MemoryQueue implements QueueDriver {
 
     return {
       stop: async (graceMs: number, drain = true) => {
+        // Nothing outlives the process here: windows still open are closed now, so what they held
+        // back is summarised before the end rather than lost.
+        if (drain) for (const [id, later] of this.#later) if (later.output === output) this.#due(id);
         stopping = true;
         deadline = drain ? Date.now() + graceMs : 0;
         for (const w of q.wakers.splice(0)) w();

@@ -9,7 +9,8 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RepeatLimiter } from '../log.ts';
 import { HandBack, QueueUnavailableError } from '../errors.ts';
-import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob } from './types.ts';
+import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob, WindowHit, WindowRef } from './types.ts';
+import { RedisWindows } from './redis-windows.ts';
 
 export interface RedisQueueOptions {
   url: string;
@@ -26,6 +27,8 @@ interface JobData {
   e: string[];
   /** Accepted at, epoch ms. */
   t: number;
+  /** Set instead of events on a job that closes a dedup or throttle window. */
+  c?: WindowRef;
 }
 
 interface Progress {
@@ -87,6 +90,7 @@ export class RedisQueue implements QueueDriver {
   readonly #workers = new Set<Worker>();
 
   readonly #repeats: RepeatLimiter;
+  readonly #windows: RedisWindows;
   /** The last difference between an output's depth counter and its jobs. */
   readonly #depthDiff = new Map<string, number>();
 
@@ -101,6 +105,7 @@ export class RedisQueue implements QueueDriver {
       lazyConnect: true,
     });
     this.#conn.on('error', onError('ingest'));
+    this.#windows = new RedisWindows(this.#conn, o.prefix);
     this.#workerConn = new Redis(o.url, { maxRetriesPerRequest: null, retryStrategy: (n) => Math.min(n * 200, 2000), lazyConnect: true });
     this.#workerConn.on('error', onError('worker'));
   }
@@ -168,6 +173,25 @@ export class RedisQueue implements QueueDriver {
     await counted;
   }
 
+  countInWindows(output: string, hits: readonly WindowHit[], now: number) {
+    return this.#windows.count(output, hits, now);
+  }
+
+  /** A delayed job whose id is the window's, so that scheduling one window twice adds one job. */
+  async scheduleClose(output: string, ref: WindowRef, at: number): Promise<void> {
+    const jobId = `close-${ref.kind}-${ref.hash}-${ref.start}`;
+    await this.#queue(output).add('close', { e: [], t: Date.now(), c: ref } satisfies JobData, { ...JOB_OPTS, jobId, delay: Math.max(0, at - Date.now()) });
+    await this.#windows.scheduled(output, ref);
+  }
+
+  readWindow(output: string, ref: WindowRef) {
+    return this.#windows.read(output, ref);
+  }
+
+  dropWindow(output: string, ref: WindowRef): Promise<void> {
+    return this.#windows.drop(output, ref);
+  }
+
   consume(output: string, concurrency: number, handler: JobHandler): Consumer {
     const abort = new AbortController();
     const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
@@ -180,6 +204,7 @@ export class RedisQueue implements QueueDriver {
         done,
         attempts: prog.a ?? 0,
         acceptedAt: job.data.t,
+        close: job.data.c,
         progress: async (d, a) => {
           await job.updateProgress({ d, a } satisfies Progress);
           await this.#conn.decrby(this.#depthKey(output), d - done).catch(() => {});

@@ -18,6 +18,59 @@ export interface QueueJob {
   readonly acceptedAt: number;
   /** Persists progress so that a crash or a hand-back resumes after the last delivered event. */
   progress(done: number, attempts: number): Promise<void>;
+  /** Set on a job that carries no alert but closes a dedup or throttle window (its summary is due). */
+  readonly close?: WindowRef;
+}
+
+export type WindowKind = 'dedup' | 'throttle';
+
+/** One dedup or throttle window of an output: its key (hashed) and when it opened. */
+export interface WindowRef {
+  kind: WindowKind;
+  hash: string;
+  start: number;
+}
+
+/** An alert counted in its key's window. */
+export interface WindowHit {
+  kind: WindowKind;
+  hash: string;
+  windowMs: number;
+  /** Alerts a window lets through; the rest are held back. */
+  limit: number;
+  /** The alert's uuid: the same alert counted again (a job repeated after a crash) counts once. */
+  uuid: string;
+  /** What a summary of held-back alerts shows. */
+  priority: string;
+  hostname: string;
+  pod: string;
+  rule: string;
+  timeMs: number;
+  time: string;
+  /** The key's fields and values, as JSON [[field, value], …]. */
+  key: string;
+}
+
+export interface WindowCount {
+  /** The alert's number in its window: held back when above the hit's limit. */
+  n: number;
+  start: number;
+  end: number;
+  /** The window's close is not known to be scheduled yet. */
+  needsClose: boolean;
+}
+
+/** What a window held back, read when it closes. */
+export interface WindowAggregate {
+  held: number;
+  end: number;
+  key: Array<[string, string]>;
+  byPriority: Record<string, number>;
+  hostnames: string[];
+  pods: string[];
+  rules: string[];
+  first: string;
+  last: string;
 }
 
 export interface DeadLetter {
@@ -56,6 +109,13 @@ export interface QueueDriver {
   /** Events waiting or in flight for an output. */
   depth(output: string): Promise<number>;
   deadLetterCount(output: string): Promise<number>;
+  /** Counts alerts in their dedup or throttle windows, opening a window where none is open. */
+  countInWindows(output: string, hits: readonly WindowHit[], now: number): Promise<WindowCount[]>;
+  /** A job that closes the window at `at` (see QueueJob.close); scheduling one window twice schedules it once. */
+  scheduleClose(output: string, ref: WindowRef, at: number): Promise<void>;
+  /** What a window held back; undefined when it holds nothing (or is gone). */
+  readWindow(output: string, ref: WindowRef): Promise<WindowAggregate | undefined>;
+  dropWindow(output: string, ref: WindowRef): Promise<void>;
   /** True when the backend can take writes. */
   ready(): boolean;
   close(): Promise<void>;

@@ -21,6 +21,7 @@ import { createLogger } from '../../src/log.ts';
 import type { OutputInstance } from '../../src/config/load.ts';
 import type { Output, SendContext } from '../../outputs/sdk/contract.ts';
 import type { QueueDriver } from '../../src/queue/types.ts';
+import type { SummaryGroup } from '../../src/pipeline/summary.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
 import { falcoEvent, markerOf } from '../fixtures/events.ts';
 
@@ -262,11 +263,11 @@ describe('worker', () => {
   }
 
   /** A worker over a real memory queue; `send` decides each call's fate. */
-  function start(output: Output, delivery: Partial<OutputInstance['delivery']> = {}) {
+  function start(output: Output, delivery: Partial<OutputInstance['delivery']> = {}, noise: Pick<OutputInstance, 'dedup' | 'throttle'> = {}) {
     const clock = new FakeClock();
-    const queue = new MemoryQueue(1000);
+    const queue = new MemoryQueue(1000, clock);
     const { lines, logger } = logs();
-    const w = new DeliveryWorker({ instance: instance(delivery), output, queue, logger, clock });
+    const w = new DeliveryWorker({ instance: { ...instance(delivery), ...noise }, output, queue, logger, clock });
     w.start();
     const enqueue = (...ns: number[]) => queue.enqueue(new Map([['out', ns.map(stored)]]), clock.now());
     return { clock, queue, w, lines, enqueue };
@@ -391,15 +392,15 @@ describe('worker', () => {
         async send(batch) {
           sent.push(...markers(batch));
         },
-        async sendSummary(events) {
-          summaries.push(markers(events));
+        async sendSummary(groups) {
+          summaries.push(groups.map((g) => g.count));
         },
       },
       { summarizeabove: 3, maxbatch: 1 },
     );
     await enqueue(...Array.from({ length: 10 }, (_, i) => i));
     await clock.advance(0);
-    assert.deepEqual(summaries, [[0, 1, 2, 3, 4, 5, 6]]);
+    assert.deepEqual(summaries, [[7]], 'one summary, one group (one rule), for the seven oldest');
     assert.deepEqual(sent, [7, 8, 9]);
   });
 
@@ -429,20 +430,20 @@ describe('worker', () => {
           await new Promise<void>((resolve) => clock.setTimeout(resolve, 100));
           sent.push(...markers(batch));
         },
-        async sendSummary(events) {
-          summaries.push(markers(events));
+        async sendSummary(groups) {
+          summaries.push(groups.map((g) => g.count));
         },
       },
       { summarizeabove: 3, maxbatch: 1 },
     );
     await enqueue(...Array.from({ length: 10 }, (_, i) => i));
     await clock.advance(250);
-    assert.deepEqual(summaries, [[0, 1, 2, 3, 4, 5, 6]]);
+    assert.deepEqual(summaries, [[7]]);
     assert.deepEqual(sent, [7, 8]);
     // The queue still counts 10 for the first job; 9 of them are settled.
     await queue.enqueue(new Map([['out', [stored(20), stored(21)]]]), clock.now());
     await clock.advance(1000);
-    assert.deepEqual(summaries, [[0, 1, 2, 3, 4, 5, 6]], 'the new alerts are within the bound: no summary');
+    assert.deepEqual(summaries, [[7]], 'the new alerts are within the bound: no summary');
     assert.deepEqual(sent, [7, 8, 9, 20, 21]);
   });
 
@@ -470,6 +471,123 @@ describe('worker', () => {
     next.start();
     await clock.advance(0);
     assert.deepEqual(sent, [0, 1, 2, 3]);
+  });
+});
+
+describe('dedup and throttle', () => {
+  /** Alerts as ingest stores them; `over` changes the rule or fields. */
+  const alertJson = (n: number, rule = 'Terminal shell in container', fields: Record<string, string> = {}) =>
+    JSON.stringify({
+      uuid: randomUUID(),
+      output: `shell ${n}`,
+      priority: n % 2 ? 'Warning' : 'Critical',
+      rule,
+      time: `2025-04-02T15:15:${String(n % 60).padStart(2, '0')}Z`,
+      output_fields: { 'evt.time': 1743606903434319636 + n, 'k8s.pod.name': `pod-${n % 3}`, 'proc.cmdline': 'sh -i', 'proc.pid': n, 'test.n': n, ...fields },
+      source: 'syscall',
+      hostname: 'node-1',
+    }).replace(/"test\.n":\d+/, (m) => m);
+
+  function run(output: Output, noise: Pick<OutputInstance, 'dedup' | 'throttle'>) {
+    const clock = new FakeClock();
+    const queue = new MemoryQueue(10_000, clock);
+    const filtered: Array<[string, number]> = [];
+    const w = new DeliveryWorker({
+      instance: { name: 'out', type: 'test', origin: 'o', minimumpriority: 0, settings: {}, ...noise, delivery: { attempts: 3, initialdelay: 100, maxdelay: 1000, timeout: 5000, concurrency: 1, maxbatch: 1, linger: 0, ratelimit: 0, summarizeabove: 0 } },
+      output,
+      queue,
+      logger: createLogger('silent'),
+      clock,
+      observer: { filtered: (_o, _t, reason, n) => filtered.push([reason, n]) },
+    });
+    w.start();
+    const post = (...jsons: string[]) => queue.enqueue(new Map([['out', jsons]]), clock.now());
+    return { clock, queue, w, filtered, post };
+  }
+
+  test('dedup: alerts that differ only in times and process ids are sent once per window; then one follow-up says how many more came', async () => {
+    // Identical but for evt.time and proc.pid (left out of the default key); the output line carries a marker.
+    const same = (n: number, cmd = 'sh -i') =>
+      JSON.stringify({ uuid: randomUUID(), output: `shell #${n}`, priority: 'Warning', rule: 'Terminal shell in container', time: `2025-04-02T15:16:${String(n).padStart(2, '0')}Z`, output_fields: { 'evt.time': 1743606903434319636 + n, 'proc.cmdline': cmd, 'proc.pid': 100 + n }, source: 'syscall', hostname: 'node-1' });
+    const sent: string[] = [];
+    const summaries: SummaryGroup[][] = [];
+    const { clock, filtered, post } = run(
+      { send: async (b) => void sent.push(...b.map((e) => e.event.output)), sendSummary: async (g) => void summaries.push([...g]) },
+      { dedup: { window: 60_000 } },
+    );
+    for (let i = 0; i < 5; i++) await post(same(i));
+    await post(same(9, 'bash'));
+    await clock.advance(1000);
+    assert.deepEqual(sent, ['shell #0', 'shell #9'], 'the first, and the one with another command line');
+    assert.deepEqual(filtered, [['dedup', 1], ['dedup', 1], ['dedup', 1], ['dedup', 1]]);
+    await clock.advance(60_000);
+    assert.equal(summaries.length, 1, 'one follow-up: the other key held nothing back');
+    const [g] = summaries[0];
+    assert.deepEqual([g.reason, g.count, g.key], ['dedup', 4, [['rule', 'Terminal shell in container'], ['hostname', 'node-1']]]);
+    assert.equal(g.first, '2025-04-02T15:16:01Z');
+    assert.equal(g.last, '2025-04-02T15:16:04Z');
+  });
+
+  test('throttle: at most max per key one by one, then one summary per key when the window ends', async () => {
+    const sent: number[] = [];
+    const summaries: SummaryGroup[][] = [];
+    const { clock, filtered, post } = run(
+      { send: async (b) => void sent.push(...markers(b)), sendSummary: async (g) => void summaries.push([...g]) },
+      { throttle: { window: 60_000, max: 2 } },
+    );
+    for (let i = 0; i < 6; i++) await post(alertJson(i));
+    for (let i = 10; i < 13; i++) await post(alertJson(i, 'Read sensitive file untrusted'));
+    await clock.advance(1000);
+    assert.deepEqual(sent, [0, 1, 10, 11]);
+    assert.deepEqual(filtered, [['throttle', 1], ['throttle', 1], ['throttle', 1], ['throttle', 1], ['throttle', 1]]);
+    assert.equal(summaries.length, 0, "no summary before the window ends");
+    await clock.advance(60_000);
+    const groups = summaries.flat().sort((a, b) => b.count - a.count);
+    assert.deepEqual(groups.map((g) => [g.reason, g.key, g.count]), [
+      ['throttle', [['rule', 'Terminal shell in container']], 4],
+      ['throttle', [['rule', 'Read sensitive file untrusted']], 1],
+    ]);
+    assert.deepEqual(groups[0].byPriority, { Critical: 2, Warning: 2 });
+    assert.deepEqual(groups[0].pods.sort(), ['pod-0', 'pod-1', 'pod-2']);
+    assert.equal(groups[0].first, '2025-04-02T15:15:02Z');
+    assert.equal(groups[0].last, '2025-04-02T15:15:05Z');
+  });
+
+  test('an output without a summary format gets each summary as one alert in falcosidekick\'s shape', async () => {
+    const bodies: string[] = [];
+    const { clock, post } = run({ send: async (b) => void bodies.push(...b.map((e) => e.json)) }, { throttle: { window: 10_000, max: 1 } });
+    for (let i = 0; i < 4; i++) await post(alertJson(i));
+    await clock.advance(11_000);
+    assert.equal(bodies.length, 2);
+    const summary = JSON.parse(bodies[1]) as { rule: string; priority: string; output: string; output_fields: Record<string, unknown> };
+    assert.equal(summary.rule, 'Falco router summary');
+    assert.equal(summary.priority, 'Critical', 'the highest priority held back');
+    assert.equal(summary.output_fields['summary.count'], 3);
+    assert.equal(summary.output_fields['summary.reason'], 'throttle');
+    assert.equal(summary.output_fields['summary.key.rule'], 'Terminal shell in container');
+    assert.match(summary.output, /^Falco router summary: 3 more alerts for rule Terminal shell in container held back/);
+  });
+
+  test('the same alert counted again (its job repeated after a crash) counts once', async () => {
+    const sent: number[] = [];
+    const { clock, queue, post } = run({ send: async (b) => void sent.push(...markers(b)) }, { throttle: { window: 60_000, max: 1 } });
+    const a = alertJson(1);
+    await post(a);
+    await post(a);
+    await clock.advance(1000);
+    assert.deepEqual(sent, [1, 1], 'a repeat of the first alert is sent again (at-least-once), not held back');
+    assert.equal(await queue.depth('out'), 0);
+  });
+
+  test('a graceful stop (memory queue) closes the open windows: what they held back is summarised, not lost', async () => {
+    const summaries: SummaryGroup[][] = [];
+    const { clock, w, post } = run({ send: async () => {}, sendSummary: async (g) => void summaries.push([...g]) }, { throttle: { window: 3_600_000, max: 1 } });
+    for (let i = 0; i < 3; i++) await post(alertJson(i));
+    await clock.advance(100);
+    const stopped = w.stop(5000, { drain: true });
+    await clock.advance(100);
+    await stopped;
+    assert.deepEqual(summaries.flat().map((g) => g.count), [2]);
   });
 });
 

@@ -1,0 +1,119 @@
+/**
+ * Dedup and throttle windows in Redis, shared by every router on the same prefix, so that two
+ * replicas behind one Service let one alert through and send one summary. Semantics as in
+ * memory-windows.ts. Keys, under `<prefix>:win:<output>:<kind>:<hash>`:
+ *   (the key itself)   the window open now: start, end, n (alerts counted), closer (close job scheduled)
+ *   …:<start>          that window's alerts: u:<uuid> → its number (so a job repeated after a crash
+ *                      counts its alerts once), and what was held back: held, p:<priority>, first,
+ *                      last, key; with the sets …:h (hostnames), …:p (pods), …:r (rules)
+ * A window that held nothing expires; one that held something is dropped by its close job.
+ */
+import type { Redis } from 'ioredis';
+import { MAX_LISTED } from '../pipeline/summary.ts';
+import type { WindowAggregate, WindowCount, WindowHit, WindowRef } from './types.ts';
+
+/** Kept past its end for the close job, which may run late (a router down, a backlog). */
+const KEEP_MS = 86_400_000;
+const HIT_FIELDS = 12;
+
+const COUNT = `
+local base, now, out = ARGV[1], tonumber(ARGV[2]), {}
+for i = 3, #ARGV, ${HIT_FIELDS} do
+  local kind, hash, wms, limit, uuid = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), ARGV[i+4]
+  local win = base .. ':' .. kind .. ':' .. hash
+  local w = redis.call('HMGET', win, 'start', 'end', 'closer')
+  local start, wend, closer = tonumber(w[1]), tonumber(w[2]), w[3]
+  if not wend or wend <= now then
+    start, wend, closer = now, now + wms, '0'
+    redis.call('DEL', win)
+    redis.call('HSET', win, 'start', start, 'end', wend, 'n', 0, 'closer', 0)
+    redis.call('PEXPIRE', win, wms + 60000)
+  end
+  local agg = win .. ':' .. start
+  local n = tonumber(redis.call('HGET', agg, 'u:' .. uuid))
+  if not n then
+    n = redis.call('HINCRBY', win, 'n', 1)
+    redis.call('HSET', agg, 'u:' .. uuid, n)
+    if n > limit then
+      local time, tms = ARGV[i+10], tonumber(ARGV[i+9])
+      local held = redis.call('HINCRBY', agg, 'held', 1)
+      redis.call('HINCRBY', agg, 'p:' .. ARGV[i+5], 1)
+      if held == 1 then
+        redis.call('HSET', agg, 'end', wend, 'key', ARGV[i+11], 'first', time, 'firstMs', tms, 'last', time, 'lastMs', tms)
+      else
+        if tms < tonumber(redis.call('HGET', agg, 'firstMs')) then redis.call('HSET', agg, 'first', time, 'firstMs', tms) end
+        if tms > tonumber(redis.call('HGET', agg, 'lastMs')) then redis.call('HSET', agg, 'last', time, 'lastMs', tms) end
+      end
+      local sets = {{':h', ARGV[i+6]}, {':p', ARGV[i+7]}, {':r', ARGV[i+8]}}
+      for _, s in ipairs(sets) do
+        if s[2] ~= '' and redis.call('SCARD', agg .. s[1]) < ${MAX_LISTED} then redis.call('SADD', agg .. s[1], s[2]) end
+        redis.call('PEXPIRE', agg .. s[1], wms + ${KEEP_MS})
+      end
+    end
+    redis.call('PEXPIRE', agg, wms + ${KEEP_MS})
+  end
+  table.insert(out, n)
+  table.insert(out, start)
+  table.insert(out, wend)
+  table.insert(out, (n > limit and closer ~= '1') and 1 or 0)
+end
+return out`;
+
+/** Marks a window's close as scheduled, if that window is still the one open. */
+const SCHEDULED = "if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then redis.call('HSET', KEYS[1], 'closer', 1) end return 0";
+
+export class RedisWindows {
+  constructor(
+    private readonly conn: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  #base(output: string): string {
+    return `${this.prefix}:win:${output}`;
+  }
+
+  #agg(output: string, ref: WindowRef): string {
+    return `${this.#base(output)}:${ref.kind}:${ref.hash}:${ref.start}`;
+  }
+
+  async count(output: string, hits: readonly WindowHit[], now: number): Promise<WindowCount[]> {
+    const args = hits.flatMap((h) => [h.kind, h.hash, h.windowMs, h.limit, h.uuid, h.priority, h.hostname, h.pod, h.rule, h.timeMs, h.time, h.key]);
+    const out = (await this.conn.eval(COUNT, 0, this.#base(output), now, ...args)) as number[];
+    return hits.map((_, i) => ({ n: out[4 * i], start: out[4 * i + 1], end: out[4 * i + 2], needsClose: out[4 * i + 3] === 1 }));
+  }
+
+  async scheduled(output: string, ref: WindowRef): Promise<void> {
+    await this.conn.eval(SCHEDULED, 1, `${this.#base(output)}:${ref.kind}:${ref.hash}`, ref.start);
+  }
+
+  async read(output: string, ref: WindowRef): Promise<WindowAggregate | undefined> {
+    const agg = this.#agg(output, ref);
+    const [[, h], [, hosts], [, pods], [, rules]] = (await this.conn
+      .multi()
+      .hgetall(agg)
+      .smembers(`${agg}:h`)
+      .smembers(`${agg}:p`)
+      .smembers(`${agg}:r`)
+      .exec()) as Array<[unknown, unknown]>;
+    const hash = h as Record<string, string>;
+    if (!(Number(hash.held) > 0)) return undefined;
+    const byPriority: Record<string, number> = {};
+    for (const [k, v] of Object.entries(hash)) if (k.startsWith('p:')) byPriority[k.slice(2)] = Number(v);
+    return {
+      held: Number(hash.held),
+      end: Number(hash.end),
+      key: JSON.parse(hash.key) as Array<[string, string]>,
+      byPriority,
+      hostnames: (hosts as string[]).sort(),
+      pods: (pods as string[]).sort(),
+      rules: (rules as string[]).sort(),
+      first: hash.first,
+      last: hash.last,
+    };
+  }
+
+  async drop(output: string, ref: WindowRef): Promise<void> {
+    const agg = this.#agg(output, ref);
+    await this.conn.del(agg, `${agg}:h`, `${agg}:p`, `${agg}:r`);
+  }
+}
