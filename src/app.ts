@@ -17,6 +17,8 @@ import { GroupCommit } from './ingest/group-commit.ts';
 import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from './ingest/server.ts';
 import { Metrics } from './metrics.ts';
 import { resolveMaxConnections } from './ingest/connections.ts';
+import { MemorySilenceStore, type SilenceStore } from './routing/silences.ts';
+import { RedisSilenceStore } from './routing/silences-redis.ts';
 
 export interface Router {
   /** The main server (TLS when tlsserver.deploy). */
@@ -24,6 +26,8 @@ export interface Router {
   queue: QueueDriver;
   readonly workers: readonly DeliveryWorker[];
   metrics: Metrics;
+  /** Run-time silences (the API's store; ingest reads its cache). */
+  silences: SilenceStore;
   /** Base URL of the main server; `plainUrl` for the plain-HTTP side of tlsserver.notlspaths. */
   url: string;
   plainUrl?: string;
@@ -34,7 +38,7 @@ export interface Router {
 }
 
 /** Settings that take effect only when the process starts. */
-const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'tlsserver'] as const;
+const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'silences', 'tlsserver'] as const;
 
 export async function startRouter(initial: RouterConfig, types: readonly OutputType[], logger: Logger): Promise<Router> {
   let cfg = initial;
@@ -51,6 +55,18 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       : new MemoryQueue(cfg.queue.maxevents);
 
   const metrics = new Metrics();
+  // Silences are kept where the queue is: in Redis for every replica, or in this process (and a file).
+  const silenceOptions = { retentionMs: cfg.silences.retention, logger, onSilenced: (output: string) => metrics.filtered(output, '', 'silence', 1) };
+  const silences: SilenceStore =
+    queue instanceof RedisQueue
+      ? new RedisSilenceStore(queue.commands, cfg.queue.redis.prefix, silenceOptions)
+      : new MemorySilenceStore({ ...silenceOptions, path: cfg.silences.path });
+  // Before any alert is taken: one that a stored silence covers is never sent, after a restart too.
+  await silences.start().catch(async (err: Error) => {
+    await queue.close();
+    throw err;
+  });
+  metrics.watchSilences(() => silences.states());
   const context = (c: RouterConfig): InstanceContext => ({ types, queue, logger, observer: metrics, debug: c.debug, tls: clientTls(c) });
   let workers = cfg.outputs.map((inst) => createInstance(inst, context(cfg)));
   for (const w of workers) w.start();
@@ -76,6 +92,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     live: () => live,
     groupCommit: new GroupCommit(queue, cfg.queue.groupmaxevents),
     queue,
+    silences,
     metrics,
     logger,
     readiness: async (detail: boolean) => {
@@ -93,7 +110,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
         }),
       );
       const ready = queue.ready();
-      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs } };
+      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, silences: { active: silences.states().active }, outputs } };
     },
   };
 
@@ -168,6 +185,8 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
         }
       }
       await Promise.allSettled(workers.map((w) => w.output.close?.()));
+      // Its last counts go to Redis or the file before the connection closes.
+      await silences.close().catch((err: Error) => logger.error({ err: err.message }, `silences not saved: ${err.message}`));
       await queue.close();
     })());
 
@@ -180,6 +199,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       return workers;
     },
     metrics,
+    silences,
     url: local(address),
     plainUrl: plainAddress ? local(plainAddress) : undefined,
     reload,

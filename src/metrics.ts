@@ -100,6 +100,19 @@ export class Metrics implements DeliveryObserver {
     });
   }
 
+  /** Silences by state (active, pending, expired), read when Prometheus scrapes, as Alertmanager's alertmanager_silences. */
+  watchSilences(states: () => Record<string, number>): void {
+    new Gauge({
+      name: 'falco_router_silences',
+      help: 'Silences by state: active (in effect), pending (starting later), expired (kept for silences.retention)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect(this: Gauge<'state'>) {
+        for (const [state, n] of Object.entries(states())) this.set({ state }, n);
+      },
+    });
+  }
+
   outputEvent(output: string, type: string, stat: string, n: number): void {
     this.outputEvents.inc({ output, type, stat }, n);
   }

@@ -1,6 +1,6 @@
 /**
  * The HTTP side, falcosidekick-compatible: POST / (and any unknown path) ingests one alert,
- * /ping, /healthz, /test, plus /metrics and the dead-letter API. Never listens by itself.
+ * /ping, /healthz, /test, plus /metrics, the dead-letter API and the silence API. Never listens by itself.
  */
 import { gunzipSync } from 'node:zlib';
 import { timingSafeEqual } from 'node:crypto';
@@ -18,6 +18,8 @@ import type { GroupCommit } from './group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 import { boundConnections, timeoutOptions, type ConnectionLimits } from './connections.ts';
 import { RepeatLimiter } from '../log.ts';
+import type { SilenceStore } from '../routing/silences.ts';
+import { registerSilenceApi } from './silences-api.ts';
 
 /** Settings a reload can change while the server runs. */
 export interface LiveSettings {
@@ -47,6 +49,8 @@ export interface IngestDeps {
   queue: QueueDriver;
   metrics: Metrics;
   logger: Logger;
+  /** Run-time silences: ingest drops the outputs they cover; /api/v1/silences manages them. */
+  silences?: SilenceStore;
   /** Per-output state for /ready; `detail` adds error texts (for those who may read the dead letters). */
   readiness?: (detail: boolean) => Promise<{ ready: boolean; body: unknown }>;
 }
@@ -113,6 +117,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     }
     if (live.debug) logger.debug({ payload: json }, "Falco's payload");
     const targets = routeEvent(ev, live.outputs);
+    deps.silences?.drop(ev, targets);
     try {
       await deps.groupCommit.submit(targets.map((name) => [name, json] as const));
     } catch (err) {
@@ -163,6 +168,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
     app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
     registerDeadLetterApi(app, deps, authorized, unauthorized);
+    if (deps.silences) registerSilenceApi(app, deps.silences, () => deps.live().outputs.map((o) => o.name), authorized, unauthorized);
   }
   if (serves.has('/ping')) app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
   if (serves.has('/healthz')) {
