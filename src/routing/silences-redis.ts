@@ -27,6 +27,8 @@ export class RedisSilenceStore extends SilenceStore {
   #poller: NodeJS.Timeout | undefined;
   #polling = false;
   #purgedAt = 0;
+  /** Writes made by this process; a read that overlaps one is not applied (it may predate it). */
+  #writes = 0;
 
   /** `conn`: a connection whose commands fail fast while Redis is away (the queue's ingest connection). */
   constructor(conn: Redis, prefix: string, o: SilenceStoreOptions) {
@@ -62,7 +64,11 @@ export class RedisSilenceStore extends SilenceStore {
 
   async #refresh(force: boolean): Promise<void> {
     if (!force && (await this.#conn.get(this.#versionKey)) === this.#version) return;
+    const writes = this.#writes;
     const [version, hash] = await this.#read();
+    // Applying a read sent before this process's own write would drop that write from the cache
+    // until the next poll; the version has moved, so the next poll reads again anyway.
+    if (writes !== this.#writes) return;
     this.#version = version;
     this.use(this.#decode(hash));
   }
@@ -132,6 +138,7 @@ export class RedisSilenceStore extends SilenceStore {
   }
 
   async #write(s: Silence): Promise<void> {
+    this.#writes++;
     const res = await this.#conn.multi().hset(this.#key, s.id, JSON.stringify(s)).incr(this.#versionKey).exec();
     if (!res) throw new Error('the write of the silence was aborted');
     for (const [err] of res) if (err) throw err;

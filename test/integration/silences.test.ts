@@ -14,6 +14,7 @@ import { runCli, spawnRouter } from '../helpers/process.ts';
 import { waitFor, delay } from '../helpers/wait.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startHttpSink, type HttpSink } from '../../outputs/sdk/testkit/http-sink.ts';
+import { decodeEvent, type FalcoEvent } from '../../src/event/falco-event.ts';
 
 let redis: TestRedis;
 before(async () => {
@@ -422,6 +423,27 @@ describe('Redis driver', () => {
     } finally {
       await second.stop();
       await sink.close();
+    }
+  });
+
+  test('while Redis is away the silence API answers 503 and says why; the silences known stay in force', { timeout: 60_000 }, async () => {
+    // Its own Redis, persistent, so that the silence is still there when it comes back.
+    const own = await startRedis({ aof: 'always' });
+    const r = await startTestRouter(`queue: { driver: redis, redis: { url: "${own.url}" } }\n`);
+    try {
+      const id = await create(r);
+      await own.stop();
+      const refused = await api(r, 'POST', '/api/v1/silences', SILENCE);
+      assert.equal(refused.status, 503);
+      assert.match(refused.json.error, /^silences are not available: /);
+      assert.equal((await api(r, 'GET', '/api/v1/silences')).status, 503);
+      assert.equal(r.silences.silencedBy(decodeEvent(shell(1)) as FalcoEvent, 'file')?.id, id, 'the cache still applies it');
+      await own.start();
+      await waitFor(async () => (await api(r, 'POST', '/api/v1/silences', SILENCE)).status === 201, 15_000, 'the API back with Redis');
+      assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'active');
+    } finally {
+      await r.stop();
+      await own.stop(true);
     }
   });
 });
