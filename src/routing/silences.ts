@@ -378,7 +378,7 @@ export abstract class SilenceStore {
 
   /**
    * Removes from `targets` (in place) the outputs a silence keeps the alert from, and counts each.
-   * "Test rule" (POST /test) is never silenced, as it is never filtered by priority.
+   * "Test rule" (what POST /test sends) is never silenced, as routeEvent never filters it by priority.
    */
   drop(ev: FalcoEvent, targets: string[]): string[] {
     if (this.#hot.length === 0 || ev.rule === TEST_RULE) return targets;

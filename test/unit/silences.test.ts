@@ -127,7 +127,7 @@ describe('validating a create request', () => {
 });
 
 describe('applying silences at ingest', () => {
-  test('with no silences, leaves the targets alone and allocates nothing', async () => {
+  test('with no silences, hands back the same targets untouched', async () => {
     const s = store();
     await s.start();
     const targets = ['slack', 'file'];
