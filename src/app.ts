@@ -18,6 +18,8 @@ import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from '
 import { Metrics } from './metrics.ts';
 import { RoutingTable } from './route/route.ts';
 import { resolveMaxConnections } from './ingest/connections.ts';
+import { MemorySilenceStore, type SilenceStore } from './routing/silences.ts';
+import { RedisSilenceStore } from './routing/silences-redis.ts';
 
 export interface Router {
   /** The main server (TLS when tlsserver.deploy). */
@@ -25,6 +27,8 @@ export interface Router {
   queue: QueueDriver;
   readonly workers: readonly DeliveryWorker[];
   metrics: Metrics;
+  /** Run-time silences (the API's store; ingest reads its cache). */
+  silences: SilenceStore;
   /** Base URL of the main server; `plainUrl` for the plain-HTTP side of tlsserver.notlspaths. */
   url: string;
   plainUrl?: string;
@@ -35,7 +39,7 @@ export interface Router {
 }
 
 /** Settings that take effect only when the process starts. */
-const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'tlsserver'] as const;
+const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'silences', 'tlsserver'] as const;
 
 export async function startRouter(initial: RouterConfig, types: readonly OutputType[], logger: Logger): Promise<Router> {
   let cfg = initial;
@@ -52,6 +56,18 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       : new MemoryQueue(cfg.queue.maxevents);
 
   const metrics = new Metrics();
+  // Silences are kept where the queue is: in Redis for every replica, or in this process (and a file).
+  const silenceOptions = { retentionMs: cfg.silences.retention, logger };
+  const silences: SilenceStore =
+    queue instanceof RedisQueue
+      ? new RedisSilenceStore(queue.commands, cfg.queue.redis.prefix, silenceOptions)
+      : new MemorySilenceStore({ ...silenceOptions, path: cfg.silences.path });
+  // Before any alert is taken: one that a stored silence covers is never sent, after a restart too.
+  await silences.start().catch(async (err: Error) => {
+    await queue.close();
+    throw err;
+  });
+  metrics.watchSilences(() => silences.states());
   const context = (c: RouterConfig): InstanceContext => ({ types, queue, logger, observer: metrics, debug: c.debug, tls: clientTls(c) });
   let workers = cfg.outputs.map((inst) => createInstance(inst, context(cfg)));
   for (const w of workers) w.start();
@@ -82,6 +98,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
     live: () => live,
     groupCommit: new GroupCommit(queue, cfg.queue.groupmaxevents),
     queue,
+    silences,
     metrics,
     logger,
     readiness: async (detail: boolean) => {
@@ -101,7 +118,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
         }),
       );
       const ready = queue.ready();
-      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, outputs } };
+      return { ready, body: { ready, queue: { driver: queue.kind, reachable: ready }, silences: { active: silences.states().active }, outputs } };
     },
   };
 
@@ -178,6 +195,8 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
         }
       }
       await Promise.allSettled(workers.map((w) => w.output.close?.()));
+      // Its last counts go to Redis or the file before the connection closes.
+      await silences.close().catch((err: Error) => logger.error({ err: err.message }, `silences not saved: ${err.message}`));
       await queue.close();
     })());
 
@@ -190,6 +209,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       return workers;
     },
     metrics,
+    silences,
     url: local(address),
     plainUrl: plainAddress ? local(plainAddress) : undefined,
     reload,

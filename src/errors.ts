@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'FR_ERR_BAD_EVENT'
   /** A request the ingest side refuses before reading the alert (body too large, bad gzip). */
   | 'FR_ERR_BAD_REQUEST'
+  /** A silence the API refuses (no matchers, a bad matcher, times, unknown outputs, limits): 400 with the reason. */
+  | 'FR_ERR_SILENCE'
   /** The queue cannot take events (Redis unreachable, memory bound reached): ingest answers 503. */
   | 'FR_ERR_QUEUE_UNAVAILABLE'
   /** A delivery stopped early (shutdown, reload) and went back to its queue; not a failure. */
@@ -66,6 +68,18 @@ export class BadRequestError extends RouterError {
   constructor(
     readonly statusCode: number,
     message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The message is shown to the API client; `matcher` and `column` locate a bad matcher. */
+export class SilenceError extends RouterError {
+  readonly code = 'FR_ERR_SILENCE';
+  name = 'SilenceError';
+  constructor(
+    message: string,
+    readonly where: { matcher?: number; column?: number } = {},
   ) {
     super(message);
   }

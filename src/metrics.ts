@@ -115,6 +115,19 @@ export class Metrics implements DeliveryObserver {
     });
   }
 
+  /** Silences by state (active, pending, expired), read when Prometheus scrapes, as Alertmanager's alertmanager_silences. */
+  watchSilences(states: () => Record<string, number>): void {
+    new Gauge({
+      name: 'falco_router_silences',
+      help: 'Silences by state: active (in effect), pending (starting later), expired (kept for silences.retention)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect(this: Gauge<'state'>) {
+        for (const [state, n] of Object.entries(states())) this.set({ state }, n);
+      },
+    });
+  }
+
   /** Counts an alert an output did not get; at ingest once the alert is stored. */
   filtered(output: string, reason: FilterReason, n = 1): void {
     this.#filteredOf(output)[reason] += n;

@@ -72,19 +72,27 @@ export const minimumPriority = z
   .transform((v) => (v === '' ? 0 : priorityLevel(v)))
   .meta({ type: 'priority' });
 
-const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Durations: a number of milliseconds or a string such as `500ms`, `10s`, `5m`. */
+/**
+ * `500ms`, `10s`, `5m`, `2h`, `5d` (a bare number is milliseconds) in ms; undefined when it is not
+ * a duration. No upper bound: the config builder and the silence API each apply their own.
+ */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  return m ? Math.round(Number(m[1]) * UNITS_MS[m[2] ?? 'ms']) : undefined;
+}
+
+/** Durations: a number of milliseconds or a string such as `500ms`, `10s`, `5m`, `5d`. */
 export const duration = z
   .union([z.number().nonnegative(), z.string()])
   .transform((v, ctx) => {
     if (typeof v === 'number') v = `${v}ms`;
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
-    if (!m) {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a duration; write e.g. 500ms, 10s or 5m` });
       return z.NEVER;
     }
-    const ms = Math.round(Number(m[1]) * UNITS_MS[m[2] ?? 'ms']);
     // Timers cannot wait longer (a longer delay would fire at once).
     if (ms > MAX_DURATION_MS) {
       ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is too long; at most 24 days (2147483647 ms)` });

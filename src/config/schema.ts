@@ -139,6 +139,18 @@ export const globalSchema = z.strictObject({
         .describe('On SIGTERM or SIGINT: time to finish sends in flight (memory driver: to drain the queue); what is left goes back to Redis, or is logged.'),
     })
     .prefault({}),
+  silences: z
+    .strictObject({
+      path: z
+        .string()
+        .default('')
+        .describe(
+          'Memory driver: the file silences are kept in (written on every change, read at start; a corrupt file stops the start). "" keeps them in memory only: a restart forgets them. With the Redis driver they are kept in Redis and this is ignored.',
+        ),
+      retention: duration.prefault('5d').describe('How long an expired silence stays listed (and counted) before it is removed, as Alertmanager.'),
+    })
+    .prefault({})
+    .describe('Silences created at run time with /api/v1/silences (docs/routing.md#silences).'),
   tlsserver: z
     .strictObject({
       deploy: bool.default(false).describe('Serve ingest over TLS (falcosidekick: Falco can present a client certificate but not headers).'),

@@ -1,6 +1,6 @@
 /**
  * The HTTP side, falcosidekick-compatible: POST / (and any unknown path) ingests one alert,
- * /ping, /healthz, /test, plus /metrics and the dead-letter API. Never listens by itself.
+ * /ping, /healthz, /test, plus /metrics, the dead-letter API and the silence API. Never listens by itself.
  */
 import { gunzipSync } from 'node:zlib';
 import { timingSafeEqual } from 'node:crypto';
@@ -18,6 +18,8 @@ import type { GroupCommit } from './group-commit.ts';
 import type { Metrics } from '../metrics.ts';
 import { boundConnections, timeoutOptions, type ConnectionLimits } from './connections.ts';
 import { RepeatLimiter } from '../log.ts';
+import type { SilenceStore } from '../routing/silences.ts';
+import { registerSilenceApi } from './silences-api.ts';
 
 /** Settings a reload can change while the server runs. */
 export interface LiveSettings {
@@ -48,6 +50,8 @@ export interface IngestDeps {
   queue: QueueDriver;
   metrics: Metrics;
   logger: Logger;
+  /** Run-time silences: ingest drops the outputs they cover; /api/v1/silences manages them. */
+  silences?: SilenceStore;
   /** Per-output state for /ready; `detail` adds error texts (for those who may read the dead letters). */
   readiness?: (detail: boolean) => Promise<{ ready: boolean; body: unknown }>;
 }
@@ -114,7 +118,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     }
     if (live.debug) logger.debug({ payload: json }, "Falco's payload");
     const routing = live.routing;
-    const routed = routing.route(ev);
+    const routed = routing.route(ev, deps.silences);
     try {
       await deps.groupCommit.submit(routed.targets.map((name) => [name, json] as const));
     } catch (err) {
@@ -127,7 +131,9 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     // Stored: what was held back now counts (a 503'd alert is not filtered, it is refused).
     for (let i = 0; i < routed.reasons.length; i++) {
       const why = routed.reasons[i];
-      if (why !== undefined) metrics.filtered(routing.outputs[i].name, why);
+      if (why === undefined) continue;
+      metrics.filtered(routing.outputs[i].name, why);
+      if (why === 'silence') deps.silences!.count(ev, routing.outputs[i].name);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });
     metrics.falcoEvents.inc({
@@ -170,6 +176,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
     app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
     registerDeadLetterApi(app, deps, authorized, unauthorized);
+    if (deps.silences) registerSilenceApi(app, deps.silences, () => deps.live().routing.outputs.map((o) => o.name), authorized, unauthorized);
   }
   if (serves.has('/ping')) app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
   if (serves.has('/healthz')) {

@@ -123,6 +123,11 @@ export class RedisQueue implements QueueDriver {
     return q;
   }
 
+  /** The connection of ingest and admin commands (they fail fast while Redis is away); the silence store shares it. */
+  get commands(): Redis {
+    return this.#conn;
+  }
+
   #queueName(output: string): string {
     return `out.${output}`;
   }

@@ -15,6 +15,9 @@ import { RoutingTable, type OutputVerdict } from './route.ts';
 import { noiseStages, windowHit } from '../pipeline/noise.ts';
 import { RedisWindows } from '../queue/redis-windows.ts';
 import { Redis } from 'ioredis';
+import pino from 'pino';
+import { MemorySilenceStore, type Silence, type SilenceStore } from '../routing/silences.ts';
+import { RedisSilenceStore } from '../routing/silences-redis.ts';
 
 export interface RouteTestResult {
   code: number;
@@ -45,6 +48,8 @@ interface OutputShown {
   value?: string | readonly string[];
   /** reason exclude */
   exclude?: ExcludeShown;
+  /** reason silence */
+  silence?: SilenceShown;
   /** Sent: what its dedup and throttle would do with this alert now. */
   noise?: NoiseShown[];
 }
@@ -61,6 +66,17 @@ interface NoiseShown {
   heldBack?: boolean;
 }
 
+interface SilenceShown {
+  id: string;
+  matchers: string[];
+  endsAt: string;
+  comment: string;
+  createdBy: string;
+}
+
+/** Where route-test read the silences from: `process` when they live only in the router's, `unreachable` when Redis could not be read. */
+type SilencesSource = 'redis' | 'file' | 'process' | 'unreachable';
+
 const LONG = 200;
 
 export async function routeTest(body: string, cfg: RouterConfig, opts: { json?: boolean } = {}): Promise<RouteTestResult> {
@@ -72,20 +88,49 @@ export async function routeTest(body: string, cfg: RouterConfig, opts: { json?: 
     if (err instanceof BadEventError) return { code: 1, stdout: '', stderr: badBodyText(err) };
     throw err;
   }
-  const table = new RoutingTable(cfg.outputs, cfg.exclude);
-  const why = table.explain(ev);
-  const outputs = why.outputs.map((v, i) => shownVerdict(v, cfg.outputs[i]?.type ?? '', ev));
-  await addNoise(outputs, cfg, ev);
-  const globalExclude = why.globalExclude ? shownExclude('global', 'exclude', why.globalExclude.index, why.globalExclude.entry) : null;
-  const stderr = warnings.map((w) => `${w}\n`).join('');
-  if (opts.json) {
-    const alert = { rule: ev.rule, priority: ev.priority, source: ev.source, hostname: ev.hostname };
-    return { code: 0, stdout: JSON.stringify({ alert, test: why.test, globalExclude, outputs }, null, 2) + '\n', stderr };
+  const redis = cfg.queue.driver === 'redis' ? await connect(cfg) : undefined;
+  try {
+    const silences = await storedSilences(cfg, redis).catch(() => undefined);
+    const table = new RoutingTable(cfg.outputs, cfg.exclude);
+    const why = table.explain(ev, silences);
+    const outputs = why.outputs.map((v, i) => shownVerdict(v, cfg.outputs[i]?.type ?? '', ev, silences));
+    await addNoise(outputs, cfg, ev, redis);
+    await silences?.close();
+    const source: SilencesSource = cfg.queue.driver === 'redis' ? (silences ? 'redis' : 'unreachable') : silences ? 'file' : 'process';
+    const globalExclude = why.globalExclude ? shownExclude('global', 'exclude', why.globalExclude.index, why.globalExclude.entry) : null;
+    const stderr = warnings.map((w) => `${w}\n`).join('');
+    if (opts.json) {
+      const alert = { rule: ev.rule, priority: ev.priority, source: ev.source, hostname: ev.hostname };
+      return { code: 0, stdout: JSON.stringify({ alert, test: why.test, globalExclude, silences: source, outputs }, null, 2) + '\n', stderr };
+    }
+    return { code: 0, stdout: human(ev, why.test, globalExclude, source, outputs), stderr };
+  } finally {
+    redis?.disconnect();
   }
-  return { code: 0, stdout: human(ev, why.test, globalExclude, outputs), stderr };
 }
 
-function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent): OutputShown {
+/** The queue's Redis, or undefined when it cannot be reached (route-test then says what it could not read). */
+async function connect(cfg: RouterConfig): Promise<Redis | undefined> {
+  const redis = new Redis(cfg.queue.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
+  redis.on('error', () => {});
+  return redis.connect().then(
+    () => redis,
+    () => undefined,
+  );
+}
+
+/** The silences as the router applies them, read without writing anything; undefined where route-test cannot see them. */
+async function storedSilences(cfg: RouterConfig, redis: Redis | undefined): Promise<SilenceStore | undefined> {
+  const o = { retentionMs: cfg.silences.retention, logger: pino({ level: 'silent' }), readOnly: true };
+  let store: SilenceStore;
+  if (redis) store = new RedisSilenceStore(redis, cfg.queue.redis.prefix, o);
+  else if (cfg.queue.driver === 'memory' && cfg.silences.path !== '') store = new MemorySilenceStore({ ...o, path: cfg.silences.path });
+  else return undefined;
+  await store.start();
+  return store;
+}
+
+function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent, silences: SilenceStore | undefined): OutputShown {
   const o: OutputShown = { name: v.output.name, type, sent: v.sent };
   if (v.reason === undefined) return o;
   o.reason = v.reason;
@@ -96,6 +141,10 @@ function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent): OutputSho
     o.field = v.failed.matcher.name;
     o.value = fieldText(ev, v.failed.matcher.name);
   }
+  if (v.silence !== undefined) {
+    const { id, matchers, endsAt, comment, createdBy } = silences!.silencedBy(ev, v.output.name) as Silence;
+    o.silence = { id, matchers, endsAt, comment, createdBy };
+  }
   if (v.excludedBy) {
     const { scope, index, entry } = v.excludedBy;
     o.exclude = shownExclude(scope, scope === 'global' ? 'exclude' : `${v.output.origin ?? v.output.name}.exclude`, index, entry);
@@ -104,34 +153,23 @@ function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent): OutputSho
 }
 
 /** Dedup and throttle state of the outputs the alert goes to; read from Redis when it holds the windows. */
-async function addNoise(outputs: OutputShown[], cfg: RouterConfig, ev: FalcoEvent): Promise<void> {
+async function addNoise(outputs: OutputShown[], cfg: RouterConfig, ev: FalcoEvent, redis: Redis | undefined): Promise<void> {
   const withNoise = cfg.outputs.filter((o, i) => outputs[i].sent && noiseStages(o).length > 0);
-  if (withNoise.length === 0) return;
-  let redis: Redis | undefined;
-  if (cfg.queue.driver === 'redis') {
-    redis = new Redis(cfg.queue.redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 3000, retryStrategy: () => null });
-    redis.on('error', () => {});
-    await redis.connect().catch(() => (redis = undefined));
-  }
   const windows = redis && new RedisWindows(redis, cfg.queue.redis.prefix);
   const now = Date.now();
-  try {
-    for (const inst of withNoise) {
-      const shown = outputs.find((o) => o.name === inst.name)!;
-      shown.noise = [];
-      for (const stage of noiseStages(inst)) {
-        const n: NoiseShown = { kind: stage.kind, window: `${stage.windowMs / 1000} s`, max: stage.limit };
-        const open = windows && (await windows.peek(inst.name, windowHit(stage, ev), now).catch(() => undefined));
-        if (windows) {
-          n.counted = open?.n ?? 0;
-          if (open) n.until = new Date(open.end).toISOString();
-          n.heldBack = (open?.n ?? 0) + 1 > stage.limit;
-        }
-        shown.noise.push(n);
+  for (const inst of withNoise) {
+    const shown = outputs.find((o) => o.name === inst.name)!;
+    shown.noise = [];
+    for (const stage of noiseStages(inst)) {
+      const n: NoiseShown = { kind: stage.kind, window: `${stage.windowMs / 1000} s`, max: stage.limit };
+      const open = windows && (await windows.peek(inst.name, windowHit(stage, ev), now).catch(() => undefined));
+      if (windows) {
+        n.counted = open?.n ?? 0;
+        if (open) n.until = new Date(open.end).toISOString();
+        n.heldBack = (open?.n ?? 0) + 1 > stage.limit;
       }
+      shown.noise.push(n);
     }
-  } finally {
-    redis?.disconnect();
   }
 }
 
@@ -139,10 +177,17 @@ function shownExclude(scope: 'global' | 'output', at: string, index: number, ent
   return { scope, key: `${at}[${index}]`, index, comment: entry.comment, matchers: entry.matchers.map(String) };
 }
 
-function human(ev: FalcoEvent, test: boolean, globalExclude: ExcludeShown | null, outputs: OutputShown[]): string {
+const SOURCE_TEXT: Record<SilencesSource, string> = {
+  redis: 'silences: read from Redis',
+  file: 'silences: read from silences.path',
+  process: "silences: kept in the router's process (memory queue without silences.path); route-test cannot see them",
+  unreachable: 'silences: Redis could not be read; route-test cannot see them',
+};
+
+function human(ev: FalcoEvent, test: boolean, globalExclude: ExcludeShown | null, source: SilencesSource, outputs: OutputShown[]): string {
   const lines = [`alert: rule ${quoted(ev.rule)}, priority ${ev.priority}, source ${quoted(ev.source)}, hostname ${quoted(ev.hostname)}`];
-  if (test) lines.push('"Test rule" reaches every output: minimumpriority, match and exclude do not apply to it.');
-  else lines.push(globalExclude ? `global exclude: ${describeExclude(globalExclude)}` : 'global exclude: no entry matches');
+  if (test) lines.push('"Test rule" reaches every output: minimumpriority, match, exclude and silences do not apply to it.');
+  else lines.push(globalExclude ? `global exclude: ${describeExclude(globalExclude)}` : 'global exclude: no entry matches', SOURCE_TEXT[source]);
   lines.push('');
   const width = Math.max(...outputs.map((o) => `${o.name} (${o.type})`.length), 0);
   for (const o of outputs) {
@@ -158,6 +203,10 @@ function reasonText(o: OutputShown, ev: FalcoEvent): string {
   if (o.reason === 'priority') return `priority ${ev.priority} is below its minimumpriority ${o.minimumpriority}`;
   if (o.reason === 'match') return `match[${o.index}] ${o.matcher} does not hold (${readsAs(o.field!, o.value!)})`;
   if (o.reason === 'exclude') return o.exclude!.scope === 'global' ? `global ${o.exclude!.key} matches` : describeExclude(o.exclude!);
+  if (o.reason === 'silence') {
+    const s = o.silence!;
+    return `silence ${s.id} (${quoted(s.comment)}, by ${quoted(s.createdBy)}, until ${s.endsAt}) matches: ${s.matchers.join(', ')}`;
+  }
   return o.reason ?? '';
 }
 

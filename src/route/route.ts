@@ -2,11 +2,11 @@
  * Which output instances an alert goes to, decided once at ingest. For each instance, in this order:
  * priority below its minimum → `priority`; an entry of the global `exclude` matching → `exclude`;
  * a matcher of its `match` not holding → `match`; an entry of its own `exclude` matching →
- * `exclude`. "Test rule" (POST /test) reaches every instance, as in falcosidekick.
+ * `exclude`; a run-time silence covering the alert and the instance → `silence`. "Test rule"
+ * (POST /test) reaches every instance, as in falcosidekick.
  *
  * The table is compiled once per config (matchers hold their compiled regexes) and routing an
- * alert allocates only its result. Later reasons: run-time silences are checked here, right after
- * the instance's exclude (see `#decide`); dedup and throttle are decided later, in the delivery
+ * alert allocates only its result. Dedup and throttle are decided later, in the delivery
  * pipeline, and count under the same metric.
  */
 import type { FalcoEvent } from '../event/falco-event.ts';
@@ -15,9 +15,14 @@ import { firstFailing, type Matcher } from '../routing/matcher.ts';
 import { firstExcluding, type ExcludeEntry } from '../routing/exclude.ts';
 
 /** Why an instance does not get an alert. They are label values of falco_router_events_filtered_total. */
-export type RouteReason = 'priority' | 'match' | 'exclude';
-// 'silence' joins here with run-time silences; 'dedup' and 'throttle' are the delivery pipeline's.
-export const ROUTE_REASONS: readonly RouteReason[] = ['priority', 'match', 'exclude'];
+export type RouteReason = 'priority' | 'match' | 'exclude' | 'silence';
+// 'dedup' and 'throttle' are the delivery pipeline's.
+export const ROUTE_REASONS: readonly RouteReason[] = ['priority', 'match', 'exclude', 'silence'];
+
+/** Run-time silences, as routing asks them (src/routing/silences.ts). */
+export interface Silences {
+  silencedBy(ev: FalcoEvent, output: string): { id: string } | undefined;
+}
 
 export const TEST_RULE = 'Test rule';
 
@@ -56,6 +61,8 @@ export interface OutputVerdict {
   failed?: { index: number; matcher: Matcher };
   /** reason `exclude`: the entry that matched, global or the instance's own. */
   excludedBy?: { scope: 'global' | 'output'; index: number; entry: ExcludeEntry };
+  /** reason `silence`: the silence's id. */
+  silence?: string;
 }
 
 const NONE: readonly never[] = [];
@@ -78,7 +85,7 @@ export class RoutingTable {
     this.#excludes = outputs.map((o) => o.exclude ?? NONE);
   }
 
-  route(ev: FalcoEvent): RouteResult {
+  route(ev: FalcoEvent, silences?: Silences): RouteResult {
     const outs = this.outputs;
     const targets: string[] = [];
     const reasons = new Array<RouteReason | undefined>(outs.length);
@@ -87,7 +94,7 @@ export class RoutingTable {
     // Same answer for every instance: evaluated once per alert.
     const globalHit = test || this.exclude.length === 0 ? -1 : firstExcluding(this.exclude, ev);
     for (let i = 0; i < outs.length; i++) {
-      const why = test ? undefined : this.#decide(i, ev, level, globalHit);
+      const why = test ? undefined : this.#decide(i, ev, level, globalHit, silences);
       if (why === undefined) targets.push(outs[i].name);
       else reasons[i] = why;
     }
@@ -95,13 +102,14 @@ export class RoutingTable {
   }
 
   /** The same decisions as route(), with what made each (route-test). */
-  explain(ev: FalcoEvent): RouteExplanation {
+  explain(ev: FalcoEvent, silences?: Silences): RouteExplanation {
     const test = ev.rule === TEST_RULE;
     const level = levelOf(ev.priority);
     const globalHit = test ? -1 : firstExcluding(this.exclude, ev);
     const outputs = this.outputs.map((output, i): OutputVerdict => {
-      const reason = test ? undefined : this.#decide(i, ev, level, globalHit);
+      const reason = test ? undefined : this.#decide(i, ev, level, globalHit, silences);
       const verdict: OutputVerdict = { output, sent: reason === undefined, reason };
+      if (reason === 'silence') verdict.silence = silences!.silencedBy(ev, output.name)!.id;
       if (reason === 'match') {
         const index = firstFailing(this.#match[i], ev);
         verdict.failed = { index, matcher: this.#match[i][index] };
@@ -115,12 +123,12 @@ export class RoutingTable {
   }
 
   /** The one place the order of the checks is written (route and explain both use it). */
-  #decide(i: number, ev: FalcoEvent, level: number, globalHit: number): RouteReason | undefined {
+  #decide(i: number, ev: FalcoEvent, level: number, globalHit: number, silences?: Silences): RouteReason | undefined {
     if (level < this.outputs[i].minimumpriority) return 'priority';
     if (globalHit >= 0) return 'exclude';
     if (firstFailing(this.#match[i], ev) >= 0) return 'match';
     if (firstExcluding(this.#excludes[i], ev) >= 0) return 'exclude';
-    // Run-time silences slot in here, after exclude: `if (silenced(ev, this.outputs[i].name)) return 'silence';`
+    if (silences?.silencedBy(ev, this.outputs[i].name)) return 'silence';
     return undefined;
   }
 }

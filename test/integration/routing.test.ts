@@ -117,13 +117,13 @@ ${cwlSettings}    delivery: ${FAST}
       };
       assert.deepEqual(got, w, output);
       assert.equal(got.delivered + (await filtered(output)), posted.length, `${output}: delivered + filtered = posted`);
-      assert.deepEqual(ready[output].filtered, { priority: w.priority, match: w.match, exclude: w.exclude, dedup: 0, throttle: 0 }, `${output} in /ready`);
+      assert.deepEqual(ready[output].filtered, { priority: w.priority, match: w.match, exclude: w.exclude, silence: 0, dedup: 0, throttle: 0 }, `${output} in /ready`);
     }
     // Bounded labels: no namespace, rule or field value ever becomes one.
     const metrics = await (await fetch(`${r.url}/metrics`)).text();
     const series = metrics.split('\n').filter((l) => l.startsWith('falco_router_events_filtered_total'));
-    assert.equal(series.length, 4 * 5, series.join('\n'));
-    for (const s of series) assert.match(s, /^falco_router_events_filtered_total\{output="[a-z-]+",reason="(priority|match|exclude|dedup|throttle)"\} \d+$/);
+    assert.equal(series.length, 4 * 6, series.join('\n'));
+    for (const s of series) assert.match(s, /^falco_router_events_filtered_total\{output="[a-z-]+",reason="(priority|match|exclude|silence|dedup|throttle)"\} \d+$/);
   } finally {
     await closeAll(r, teamA, teamB, cwl, archive);
   }
@@ -211,7 +211,7 @@ outputs:
     for (let i = 1; i <= 5; i++) statuses.push((await r.post(alert(i, 'x'))).status);
     assert.deepEqual(statuses, [200, 200, 503, 503, 503]);
     assert.equal(await r.metric('falco_router_events_filtered_total', { output: 'picky', reason: 'match' }), 2);
-    assert.deepEqual((await readyOutputs(r)).picky.filtered, { priority: 0, match: 2, exclude: 0, dedup: 0, throttle: 0 });
+    assert.deepEqual((await readyOutputs(r)).picky.filtered, { priority: 0, match: 2, exclude: 0, silence: 0, dedup: 0, throttle: 0 });
   } finally {
     await closeAll(r, down);
   }
