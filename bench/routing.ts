@@ -9,7 +9,7 @@
  */
 import { parseAndEnrich, type EnrichSettings } from '../src/event/enrich.ts';
 import type { FalcoEvent } from '../src/event/falco-event.ts';
-import { RoutingTable, type RoutableOutput } from '../src/route/route.ts';
+import { RoutingTable, type RoutableOutput } from '../src/routing/table.ts';
 import { parseMatcher } from '../src/routing/matcher.ts';
 import type { ExcludeEntry } from '../src/routing/exclude.ts';
 import { benchEvent } from './events.ts';

@@ -16,7 +16,7 @@ import { createInstance, type InstanceContext } from './pipeline/instance.ts';
 import { GroupCommit } from './ingest/group-commit.ts';
 import { buildServer, ALL_ROUTES, type LiveSettings, type ServerOptions } from './ingest/server.ts';
 import { Metrics } from './metrics.ts';
-import { RoutingTable } from './route/route.ts';
+import { RoutingTable } from './routing/table.ts';
 import { resolveMaxConnections } from './ingest/connections.ts';
 import { MemorySilenceStore, type SilenceStore } from './routing/silences.ts';
 import { RedisSilenceStore } from './routing/silences-redis.ts';

@@ -6,7 +6,7 @@ import { loadConfig, maskedOutputs, shownExclude, ConfigError } from './config/l
 import { outputTypes, defaultOutput } from '../outputs/index.ts';
 import { createLogger } from './log.ts';
 import { startRouter } from './app.ts';
-import { routeTest } from './route/route-test.ts';
+import { routeTest } from './routing/route-test.ts';
 
 const USAGE = `usage: falco-router [check-config | route-test] [-c FILE | --config-file FILE] [--json] [-v] [-h]
 

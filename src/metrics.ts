@@ -6,7 +6,7 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 import type { FailureReason } from './errors.ts';
 import type { DeliveryObserver, DeliveryWorker } from './pipeline/worker.ts';
 import type { QueueDriver } from './queue/types.ts';
-import { ROUTE_REASONS, type RouteReason } from './route/route.ts';
+import { ROUTE_REASONS, type RouteReason } from './routing/table.ts';
 
 /** Why an instance did not get an alert one by one: routing's reasons, then the pipeline's (held back for a summary). Never a rule or field value. */
 export type FilterReason = RouteReason | 'dedup' | 'throttle';

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { EnrichSettings } from '../event/enrich.ts';
 import type { FalcoEvent } from '../event/falco-event.ts';
 import { priorityLevel } from '../event/priority.ts';
-import type { RoutingTable } from '../route/route.ts';
+import type { RoutingTable } from '../routing/table.ts';
 import { BAD_BODY, badBodyText, readAlertBody } from './alert-body.ts';
 import type { DeadLetter, QueueDriver } from '../queue/types.ts';
 import { BadEventError, BadRequestError, QueueUnavailableError } from '../errors.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { MemorySilenceStore, parseSilenceRequest, SilenceError, type SilenceRequest } from '../../src/routing/silences.ts';
 import { Matcher } from '../../src/routing/matcher.ts';
-import { RoutingTable } from '../../src/route/route.ts';
+import { RoutingTable } from '../../src/routing/table.ts';
 import { decodeEvent } from '../../src/event/falco-event.ts';
 import type { FalcoEvent } from '../../src/event/falco-event.ts';
 import { loadConfig } from '../../src/config/load.ts';

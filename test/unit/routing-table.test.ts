@@ -1,7 +1,7 @@
-/** The routing table (src/route/route.ts): which instances get an alert, and why the others do not. */
+/** The routing table (src/routing/table.ts): which instances get an alert, and why the others do not. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RoutingTable, type RoutableOutput } from '../../src/route/route.ts';
+import { RoutingTable, type RoutableOutput } from '../../src/routing/table.ts';
 import { parseMatcher } from '../../src/routing/matcher.ts';
 import type { ExcludeEntry } from '../../src/routing/exclude.ts';
 import type { FalcoEvent } from '../../src/event/falco-event.ts';

@@ -11,15 +11,15 @@
  */
 import type { FalcoEvent } from '../event/falco-event.ts';
 import { PRIORITIES, priorityLevel } from '../event/priority.ts';
-import { firstFailing, type Matcher } from '../routing/matcher.ts';
-import { firstExcluding, type ExcludeEntry } from '../routing/exclude.ts';
+import { firstFailing, type Matcher } from './matcher.ts';
+import { firstExcluding, type ExcludeEntry } from './exclude.ts';
 
 /** Why an instance does not get an alert. They are label values of falco_router_events_filtered_total. */
 export type RouteReason = 'priority' | 'match' | 'exclude' | 'silence';
 // 'dedup' and 'throttle' are the delivery pipeline's.
 export const ROUTE_REASONS: readonly RouteReason[] = ['priority', 'match', 'exclude', 'silence'];
 
-/** Run-time silences, as routing asks them (src/routing/silences.ts). */
+/** Run-time silences, as routing asks them (silences.ts). */
 export interface Silences {
   silencedBy(ev: FalcoEvent, output: string): { id: string } | undefined;
 }

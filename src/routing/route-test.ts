@@ -9,15 +9,15 @@ import { readAlertBody, badBodyText } from '../ingest/alert-body.ts';
 import { BadEventError } from '../errors.ts';
 import { priorityName } from '../event/priority.ts';
 import type { FalcoEvent } from '../event/falco-event.ts';
-import { fieldText } from '../routing/matcher.ts';
-import type { ExcludeEntry } from '../routing/exclude.ts';
-import { RoutingTable, type OutputVerdict } from './route.ts';
+import { fieldText } from './matcher.ts';
+import type { ExcludeEntry } from './exclude.ts';
+import { RoutingTable, type OutputVerdict } from './table.ts';
 import { noiseStages, windowHit } from '../pipeline/noise.ts';
 import { RedisWindows } from '../queue/redis-windows.ts';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { MemorySilenceStore, type Silence, type SilenceStore } from '../routing/silences.ts';
-import { RedisSilenceStore } from '../routing/silences-redis.ts';
+import { MemorySilenceStore, type Silence, type SilenceStore } from './silences.ts';
+import { RedisSilenceStore } from './silences-redis.ts';
 
 export interface RouteTestResult {
   code: number;
