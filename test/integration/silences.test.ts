@@ -216,87 +216,90 @@ test('with auth.token, the silence API needs it, as the dead-letter API', async 
   }
 });
 
-describe('a silence in effect', () => {
-  let sink: HttpSink;
-  let r: TestRouter;
-  before(async () => {
-    sink = await startHttpSink();
-    r = await startTestRouter(`outputs:\n${webhooks(sink, ['slack-dev', 'siem', 'archive'])}\n`);
-  });
-  after(async () => {
-    await r.stop();
-    await sink.close();
-  });
+for (const driver of ['memory', 'redis'] as const) {
+  describe(`a silence in effect (${driver} driver)`, () => {
+    let sink: HttpSink;
+    let r: TestRouter;
+    before(async () => {
+      sink = await startHttpSink();
+      const queue = driver === 'redis' ? `${redisQueue(`eff-${randomUUID().slice(0, 8)}`)}\n` : '';
+      r = await startTestRouter(`${queue}outputs:\n${webhooks(sink, ['slack-dev', 'siem', 'archive'])}\n`);
+    });
+    after(async () => {
+      await r.stop();
+      await sink.close();
+    });
 
-  test('keeps matching alerts from every output, accepts them (200), and counts them per output', async () => {
-    const id = await create(r);
-    for (let n = 1; n <= 3; n++) assert.equal((await r.post(shell(n))).status, 200);
-    assert.equal((await r.post(shell(4, 'prod'))).status, 200, 'one matcher fails: not silenced');
-    assert.equal((await r.post(shell(5, 'dev-web', 'Write below etc'))).status, 200, 'the other fails');
-    await settled(r, sink, ['slack-dev', 'siem', 'archive']);
-    for (const o of ['slack-dev', 'siem', 'archive']) assert.deepEqual(received(sink, o), [4, 5, 9999], o);
-    assert.deepEqual((await api(r, 'GET', `/api/v1/silences/${id}`)).json.silenced, { 'slack-dev': 3, siem: 3, archive: 3 });
-    assert.equal(await r.metric('falco_router_events_filtered_total', { output: 'siem', reason: 'silence' }), 3);
-    assert.equal(await r.metric('falcosecurity_falcosidekick_inputs_total', { status: 'accepted' }), 6);
-    await api(r, 'DELETE', `/api/v1/silences/${id}`);
-    sink.requests.length = 0;
-  });
+    test('keeps matching alerts from every output, accepts them (200), and counts them per output', async () => {
+      const id = await create(r);
+      for (let n = 1; n <= 3; n++) assert.equal((await r.post(shell(n))).status, 200);
+      assert.equal((await r.post(shell(4, 'prod'))).status, 200, 'one matcher fails: not silenced');
+      assert.equal((await r.post(shell(5, 'dev-web', 'Write below etc'))).status, 200, 'the other fails');
+      await settled(r, sink, ['slack-dev', 'siem', 'archive']);
+      for (const o of ['slack-dev', 'siem', 'archive']) assert.deepEqual(received(sink, o), [4, 5, 9999], o);
+      assert.deepEqual((await api(r, 'GET', `/api/v1/silences/${id}`)).json.silenced, { 'slack-dev': 3, siem: 3, archive: 3 });
+      assert.equal(await r.metric('falco_router_events_filtered_total', { output: 'siem', reason: 'silence' }), 3);
+      assert.equal(await r.metric('falcosecurity_falcosidekick_inputs_total', { status: 'accepted' }), 6);
+      await api(r, 'DELETE', `/api/v1/silences/${id}`);
+      sink.requests.length = 0;
+    });
 
-  test('with outputs, keeps alerts from those only; the others still get them', async () => {
-    const id = await create(r, { ...SILENCE, outputs: ['slack-dev'] });
-    for (let n = 1; n <= 3; n++) assert.equal((await r.post(shell(n))).status, 200);
-    await settled(r, sink, ['slack-dev', 'siem', 'archive']);
-    assert.deepEqual(received(sink, 'slack-dev'), [9999]);
-    assert.deepEqual(received(sink, 'siem'), [1, 2, 3, 9999]);
-    assert.deepEqual(received(sink, 'archive'), [1, 2, 3, 9999]);
-    assert.deepEqual((await api(r, 'GET', `/api/v1/silences/${id}`)).json.silenced, { 'slack-dev': 3 });
-    await api(r, 'DELETE', `/api/v1/silences/${id}`);
-    sink.requests.length = 0;
-  });
+    test('with outputs, keeps alerts from those only; the others still get them', async () => {
+      const id = await create(r, { ...SILENCE, outputs: ['slack-dev'] });
+      for (let n = 1; n <= 3; n++) assert.equal((await r.post(shell(n))).status, 200);
+      await settled(r, sink, ['slack-dev', 'siem', 'archive']);
+      assert.deepEqual(received(sink, 'slack-dev'), [9999]);
+      assert.deepEqual(received(sink, 'siem'), [1, 2, 3, 9999]);
+      assert.deepEqual(received(sink, 'archive'), [1, 2, 3, 9999]);
+      assert.deepEqual((await api(r, 'GET', `/api/v1/silences/${id}`)).json.silenced, { 'slack-dev': 3 });
+      await api(r, 'DELETE', `/api/v1/silences/${id}`);
+      sink.requests.length = 0;
+    });
 
-  test('"Test rule" (POST /test) is never silenced', async () => {
-    const id = await create(r, { ...SILENCE, matchers: ['rule="Test rule"'] });
-    assert.equal((await r.post('', { path: '/test' })).status, 200);
-    await waitFor(() => ['slack-dev', 'siem', 'archive'].every((o) => sink.requests.some((q) => q.url === `/${o}` && q.body.includes('Test rule'))), 10_000, 'the test alert everywhere');
-    await api(r, 'DELETE', `/api/v1/silences/${id}`);
-    sink.requests.length = 0;
-  });
+    test('"Test rule" (POST /test) is never silenced', async () => {
+      const id = await create(r, { ...SILENCE, matchers: ['rule="Test rule"'] });
+      assert.equal((await r.post('', { path: '/test' })).status, 200);
+      await waitFor(() => ['slack-dev', 'siem', 'archive'].every((o) => sink.requests.some((q) => q.url === `/${o}` && q.body.includes('Test rule'))), 10_000, 'the test alert everywhere');
+      await api(r, 'DELETE', `/api/v1/silences/${id}`);
+      sink.requests.length = 0;
+    });
 
-  test('ends on time: an alert after endsAt is delivered', async () => {
-    const id = await create(r, { ...SILENCE, duration: '1s', outputs: ['siem'] });
-    const { endsAt } = (await api(r, 'GET', `/api/v1/silences/${id}`)).json;
-    assert.equal((await r.post(shell(1))).status, 200);
-    await delay(Date.parse(endsAt) - Date.now() + 20);
-    assert.equal((await r.post(shell(2))).status, 200);
-    await settled(r, sink, ['siem']);
-    assert.deepEqual(received(sink, 'siem'), [2, 9999]);
-    assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'expired');
-    sink.requests.length = 0;
-  });
+    test('ends on time: an alert after endsAt is delivered', async () => {
+      const id = await create(r, { ...SILENCE, duration: '1s', outputs: ['siem'] });
+      const { endsAt } = (await api(r, 'GET', `/api/v1/silences/${id}`)).json;
+      assert.equal((await r.post(shell(1))).status, 200);
+      await delay(Date.parse(endsAt) - Date.now() + 20);
+      assert.equal((await r.post(shell(2))).status, 200);
+      await settled(r, sink, ['siem']);
+      assert.deepEqual(received(sink, 'siem'), [2, 9999]);
+      assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'expired');
+      sink.requests.length = 0;
+    });
 
-  test('ends when DELETE expires it', async () => {
-    const id = await create(r, { ...SILENCE, outputs: ['siem'] });
-    assert.equal((await r.post(shell(1))).status, 200);
-    assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`)).status, 200);
-    assert.equal((await r.post(shell(2))).status, 200);
-    await settled(r, sink, ['siem']);
-    assert.deepEqual(received(sink, 'siem'), [2, 9999]);
-    sink.requests.length = 0;
-  });
+    test('ends when DELETE expires it', async () => {
+      const id = await create(r, { ...SILENCE, outputs: ['siem'] });
+      assert.equal((await r.post(shell(1))).status, 200);
+      assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`)).status, 200);
+      assert.equal((await r.post(shell(2))).status, 200);
+      await settled(r, sink, ['siem']);
+      assert.deepEqual(received(sink, 'siem'), [2, 9999]);
+      sink.requests.length = 0;
+    });
 
-  test('a pending silence has no effect until its startsAt', async () => {
-    const startsAt = new Date(Date.now() + 1000).toISOString();
-    const id = await create(r, { ...SILENCE, startsAt, outputs: ['siem'] });
-    assert.equal((await r.post(shell(1))).status, 200);
-    await delay(Date.parse(startsAt) - Date.now() + 20);
-    assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'active');
-    assert.equal((await r.post(shell(2))).status, 200);
-    await settled(r, sink, ['siem']);
-    assert.deepEqual(received(sink, 'siem'), [1, 9999]);
-    await api(r, 'DELETE', `/api/v1/silences/${id}`);
-    sink.requests.length = 0;
+    test('a pending silence has no effect until its startsAt', async () => {
+      const startsAt = new Date(Date.now() + 1000).toISOString();
+      const id = await create(r, { ...SILENCE, startsAt, outputs: ['siem'] });
+      assert.equal((await r.post(shell(1))).status, 200);
+      await delay(Date.parse(startsAt) - Date.now() + 20);
+      assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'active');
+      assert.equal((await r.post(shell(2))).status, 200);
+      await settled(r, sink, ['siem']);
+      assert.deepEqual(received(sink, 'siem'), [1, 9999]);
+      await api(r, 'DELETE', `/api/v1/silences/${id}`);
+      sink.requests.length = 0;
+    });
   });
-});
+}
 
 describe('memory driver', () => {
   test('with silences.path, silences and their counts survive a restart', async () => {
