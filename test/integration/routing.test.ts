@@ -47,15 +47,18 @@ async function closeAll(...xs: Array<{ close(): Promise<void> } | { stop(): Prom
   for (const x of xs) if (x) await ('stop' in x ? x.stop() : x.close()).catch(() => {});
 }
 
-test('per-team Slack routing by namespace; CloudWatch and the file output still receive every alert; filtered + delivered = posted', async () => {
-  const teamA = await startFakeSlack();
-  const teamB = await startFakeSlack();
-  const cwl: Target = await cloudwatch.start();
-  const archive: Target = await file.start();
-  let r: TestRouter | undefined;
-  try {
-    const cwlSettings = Object.entries(cwl.settings).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
-    r = await startTestRouter(`outputs:
+for (const driver of ['memory', 'redis'] as const) {
+  test(`per-team Slack routing by namespace; CloudWatch and the file output still receive every alert; filtered + delivered = posted (${driver} queue)`, async () => {
+    const redis = driver === 'redis' ? await startRedis() : undefined;
+    const teamA = await startFakeSlack();
+    const teamB = await startFakeSlack();
+    const cwl: Target = await cloudwatch.start();
+    const archive: Target = await file.start();
+    let r: TestRouter | undefined;
+    try {
+      const cwlSettings = Object.entries(cwl.settings).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}\n`).join('');
+      const queue = redis ? `queue: { driver: redis, redis: { url: "${redis.url}", prefix: "teams-${randomUUID().slice(0, 8)}" } }\n` : '';
+      r = await startTestRouter(`${queue}outputs:
   - name: slack-team-a
     type: slack
     webhookurl: "${teamA.url}"
@@ -76,58 +79,60 @@ test('per-team Slack routing by namespace; CloudWatch and the file output still 
 ${cwlSettings}    delivery: ${FAST}
   - { name: archive, type: file, path: "${archive.settings.path}" }
 `);
-    // [marker, namespace, priority, rule, user]
-    const posted: Array<[number, string, string, string?, string?]> = [
-      [1, 'team-a-payments', 'Warning'],
-      [2, 'team-a-web', 'Critical'],
-      [3, 'team-a-web', 'Notice'], // below team A's minimum
-      [4, 'team-b-api', 'Error'],
-      [5, 'team-b-api', 'Warning', 'Terminal shell in container', 'ci-bot'], // team B's own exclude
-      [6, 'team-b-api', 'Warning', 'Terminal shell in container', 'alice'],
-      [7, 'kube-system', 'Critical'], // no team
-      [8, 'team-ab', 'Warning'], // anchored: neither team-a-.* nor team-b-.*
-    ];
-    for (const [n, ns, priority, rule, user] of posted) {
-      const res = await r.post(alert(n, ns, { priority, rule, fields: user ? { 'user.name': user } : {} }));
-      assert.equal(res.status, 200, res.body);
-    }
-    const all = posted.map(([n]) => n);
-    await waitFor(() => slackMarkers(teamA).length >= 2 && slackMarkers(teamB).length >= 2 && cwl.delivered().length >= 8 && archive.delivered().length >= 8, 15_000, 'every delivery');
-    assert.deepEqual(sorted(slackMarkers(teamA)), [1, 2]);
-    assert.deepEqual(sorted(slackMarkers(teamB)), [4, 6]);
-    assert.deepEqual(sorted(cwl.delivered()), all);
-    assert.deepEqual(sorted(archive.delivered()), all);
+      // [marker, namespace, priority, rule, user]
+      const posted: Array<[number, string, string, string?, string?]> = [
+        [1, 'team-a-payments', 'Warning'],
+        [2, 'team-a-web', 'Critical'],
+        [3, 'team-a-web', 'Notice'], // below team A's minimum
+        [4, 'team-b-api', 'Error'],
+        [5, 'team-b-api', 'Warning', 'Terminal shell in container', 'ci-bot'], // team B's own exclude
+        [6, 'team-b-api', 'Warning', 'Terminal shell in container', 'alice'],
+        [7, 'kube-system', 'Critical'], // no team
+        [8, 'team-ab', 'Warning'], // anchored: neither team-a-.* nor team-b-.*
+      ];
+      for (const [n, ns, priority, rule, user] of posted) {
+        const res = await r.post(alert(n, ns, { priority, rule, fields: user ? { 'user.name': user } : {} }));
+        assert.equal(res.status, 200, res.body);
+      }
+      const all = posted.map(([n]) => n);
+      await waitFor(() => slackMarkers(teamA).length >= 2 && slackMarkers(teamB).length >= 2 && cwl.delivered().length >= 8 && archive.delivered().length >= 8, 15_000, 'every delivery');
+      assert.deepEqual(sorted(slackMarkers(teamA)), [1, 2]);
+      assert.deepEqual(sorted(slackMarkers(teamB)), [4, 6]);
+      assert.deepEqual(sorted(cwl.delivered()), all);
+      assert.deepEqual(sorted(archive.delivered()), all);
 
-    // Every instance accounts for every alert: delivered + filtered = posted, with the reasons.
-    const filtered = (output: string, reason?: string): Promise<number> => r!.metric('falco_router_events_filtered_total', reason ? { output, reason } : { output });
-    const want: Record<string, { delivered: number; priority: number; match: number; exclude: number }> = {
-      'slack-team-a': { delivered: 2, priority: 1, match: 5, exclude: 0 },
-      'slack-team-b': { delivered: 2, priority: 1, match: 4, exclude: 1 },
-      cloudwatch: { delivered: 8, priority: 0, match: 0, exclude: 0 },
-      archive: { delivered: 8, priority: 0, match: 0, exclude: 0 },
-    };
-    await waitFor(async () => (await r!.metric('falco_router_events_delivered_total')) === 20, 10_000, 'the delivered counters');
-    const ready = await readyOutputs(r);
-    for (const [output, w] of Object.entries(want)) {
-      const got: (typeof want)[string] = {
-        delivered: await r.metric('falco_router_events_delivered_total', { output }),
-        priority: await filtered(output, 'priority'),
-        match: await filtered(output, 'match'),
-        exclude: await filtered(output, 'exclude'),
+      // Every instance accounts for every alert: delivered + filtered = posted, with the reasons.
+      const filtered = (output: string, reason?: string): Promise<number> => r!.metric('falco_router_events_filtered_total', reason ? { output, reason } : { output });
+      const want: Record<string, { delivered: number; priority: number; match: number; exclude: number }> = {
+        'slack-team-a': { delivered: 2, priority: 1, match: 5, exclude: 0 },
+        'slack-team-b': { delivered: 2, priority: 1, match: 4, exclude: 1 },
+        cloudwatch: { delivered: 8, priority: 0, match: 0, exclude: 0 },
+        archive: { delivered: 8, priority: 0, match: 0, exclude: 0 },
       };
-      assert.deepEqual(got, w, output);
-      assert.equal(got.delivered + (await filtered(output)), posted.length, `${output}: delivered + filtered = posted`);
-      assert.deepEqual(ready[output].filtered, { priority: w.priority, match: w.match, exclude: w.exclude, silence: 0, dedup: 0, throttle: 0 }, `${output} in /ready`);
+      await waitFor(async () => (await r!.metric('falco_router_events_delivered_total')) === 20, 10_000, 'the delivered counters');
+      const ready = await readyOutputs(r);
+      for (const [output, w] of Object.entries(want)) {
+        const got: (typeof want)[string] = {
+          delivered: await r.metric('falco_router_events_delivered_total', { output }),
+          priority: await filtered(output, 'priority'),
+          match: await filtered(output, 'match'),
+          exclude: await filtered(output, 'exclude'),
+        };
+        assert.deepEqual(got, w, output);
+        assert.equal(got.delivered + (await filtered(output)), posted.length, `${output}: delivered + filtered = posted`);
+        assert.deepEqual(ready[output].filtered, { priority: w.priority, match: w.match, exclude: w.exclude, silence: 0, dedup: 0, throttle: 0 }, `${output} in /ready`);
+      }
+      // Bounded labels: no namespace, rule or field value ever becomes one.
+      const metrics = await (await fetch(`${r.url}/metrics`)).text();
+      const series = metrics.split('\n').filter((l) => l.startsWith('falco_router_events_filtered_total'));
+      assert.equal(series.length, 4 * 6, series.join('\n'));
+      for (const s of series) assert.match(s, /^falco_router_events_filtered_total\{output="[a-z-]+",reason="(priority|match|exclude|silence|dedup|throttle)"\} \d+$/);
+    } finally {
+      await closeAll(r, teamA, teamB, cwl, archive);
+      await redis?.stop(true);
     }
-    // Bounded labels: no namespace, rule or field value ever becomes one.
-    const metrics = await (await fetch(`${r.url}/metrics`)).text();
-    const series = metrics.split('\n').filter((l) => l.startsWith('falco_router_events_filtered_total'));
-    assert.equal(series.length, 4 * 6, series.join('\n'));
-    for (const s of series) assert.match(s, /^falco_router_events_filtered_total\{output="[a-z-]+",reason="(priority|match|exclude|silence|dedup|throttle)"\} \d+$/);
-  } finally {
-    await closeAll(r, teamA, teamB, cwl, archive);
-  }
-});
+  });
+}
 
 for (const driver of ['memory', 'redis'] as const) {
   test(`a global exclude entry drops exactly the noisy controller's alerts, everywhere, and nothing else (${driver} queue)`, async () => {
