@@ -178,6 +178,31 @@ outputs:
   });
 }
 
+// Through ingest a 100 KB field is cut to 507 bytes plus "[...]" (falcosidekick's truncation), which
+// is still far beyond what these regexes need to hang a backtracking engine; the matcher itself is
+// run on the full 100 KB in test/unit/matcher.test.ts. The timeout is a safety net, not a speed check.
+test('regexes built to explode a backtracking engine, against a 100 KB proc.cmdline posted to the router, answer and route right', { timeout: 60_000 }, async () => {
+  const sink = await startHttpSink();
+  let r: TestRouter | undefined;
+  try {
+    const base = sink.url.replace(/\/hook$/, '');
+    r = await startTestRouter(`outputs:
+  - { name: never, type: webhook, address: "${base}/never", match: ['proc.cmdline=~"(a+)+b"'] }
+  - { name: cut, type: webhook, address: "${base}/cut", exclude: [{ matchers: ['proc.cmdline=~"(a|aa)+\\\\[\\\\.\\\\.\\\\.\\\\]"'] }] }
+  - { name: kept, type: webhook, address: "${base}/kept", match: ['proc.cmdline!~"(a*)*b"'] }
+`);
+    const big = alert(1, 'dev', { fields: { 'proc.cmdline': 'a'.repeat(100_000) } });
+    assert.equal((await r.post(big)).status, 200);
+    await waitFor(() => sink.requests.some((q) => q.url === '/kept' && q.status === 200), 10_000, 'the delivery to kept');
+    assert.equal(await r.metric('falco_router_events_filtered_total', { output: 'never', reason: 'match' }), 1);
+    assert.equal(await r.metric('falco_router_events_filtered_total', { output: 'cut', reason: 'exclude' }), 1);
+    const delivered = JSON.parse(sink.requests.find((q) => q.url === '/kept')!.body) as { output_fields: Record<string, string> };
+    assert.equal(delivered.output_fields['proc.cmdline'], `${'a'.repeat(507)}[...]`);
+  } finally {
+    await closeAll(r, sink);
+  }
+});
+
 test('"Test rule" (POST /test) reaches every output, whatever its minimum priority, match and exclude', async () => {
   const a = await startHttpSink();
   const b = await startHttpSink();
