@@ -27,7 +27,9 @@ export const deliverySchema = z
       ),
     summarizeabove: int(0, 100_000_000)
       .optional()
-      .describe('Outputs that can summarise (Slack): backlog above which alerts go into summary messages; 0 means never; the type default when absent.'),
+      .describe(
+        'Flood control: backlog above which the alerts beyond it go out as summaries (a Slack message; for other types one "Falco router summary" alert per rule) instead of one by one; 0 means never. Slack defaults to 50, every other type to 0, so an audit output keeps every alert unless told otherwise.',
+      ),
   })
   .prefault({});
 export type DeliverySettings = z.infer<typeof deliverySchema>;
