@@ -50,7 +50,7 @@ export function registerSilenceApi(
       return reply.code(400).send({ error: `the body is not valid JSON (${(err as Error).message})` });
     }
     try {
-      const created = await store.create(parseSilenceRequest(body, store.now(), outputs()));
+      const created = await store.create(parseSilenceRequest(body, store.now(), outputs()), req.ip);
       return reply.code(201).header('location', `${BASE}/${created.id}`).send({ id: created.id });
     } catch (err) {
       return fail(reply, err);
@@ -77,7 +77,7 @@ export function registerSilenceApi(
   // one already expired answers 200 with it unchanged, so a retried DELETE is not an error.
   app.delete<{ Params: { id: string } }>(`${BASE}/:id`, guard, async (req, reply) => {
     try {
-      return (await store.expire(req.params.id)) ?? notFound(reply, req.params.id);
+      return (await store.expire(req.params.id, req.ip)) ?? notFound(reply, req.params.id);
     } catch (err) {
       return fail(reply, err);
     }

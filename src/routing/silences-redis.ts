@@ -121,20 +121,24 @@ export class RedisSilenceStore extends SilenceStore {
     }
   }
 
-  async create(req: SilenceRequest): Promise<SilenceView> {
+  async create(req: SilenceRequest, client?: string): Promise<SilenceView> {
     // Against the cache (at most half a second old): replicas creating at the same moment can pass
     // the bound together by a few, which is all it is there for.
     this.checkRoom();
     const s = newSilence(req, this.now());
     await this.#write(s);
+    this.audit('created', s, client);
     return this.view(s, {});
   }
 
-  async expire(id: string): Promise<SilenceView | undefined> {
+  async expire(id: string, client?: string): Promise<SilenceView | undefined> {
     const s = await this.#one(id);
     if (!s) return undefined;
     const ended = expired(s, this.now());
-    if (ended) await this.#write(ended);
+    if (ended) {
+      await this.#write(ended);
+      this.audit('expired', ended, client);
+    }
     return this.view(ended ?? s, (await this.#counts([id]))[0]);
   }
 

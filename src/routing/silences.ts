@@ -471,6 +471,16 @@ export abstract class SilenceStore {
     return { id, status: { state: stateOf(s, now) }, matchers, startsAt, endsAt, comment, createdBy, ...(outputs ? { outputs } : {}), createdAt, updatedAt, silenced };
   }
 
+  /**
+   * The audit line of a change once it is made: who did what. createdBy is what the client says,
+   * `client` the address it came from. Pino escapes every string, so operator text cannot break
+   * the line or forge another; the comment is left out (it can be long and sensitive; GET shows it).
+   */
+  protected audit(action: 'created' | 'expired', s: Silence, client: string | undefined): void {
+    const { id, createdBy, matchers, outputs, startsAt, endsAt } = s;
+    this.logger.info({ silence: id, createdBy, matchers, outputs: outputs ?? 'all', startsAt, endsAt, ...(client ? { client } : {}) }, `silence ${action}`);
+  }
+
   /** Refuses a new silence beyond the bound of silences pending or active. */
   protected checkRoom(): void {
     const { active, pending } = this.states();
@@ -521,10 +531,10 @@ export abstract class SilenceStore {
 
   abstract list(): Promise<SilenceView[]>;
   abstract get(id: string): Promise<SilenceView | undefined>;
-  /** Stores a new silence; ingest on this process applies it before this resolves. */
-  abstract create(req: SilenceRequest): Promise<SilenceView>;
-  /** Ends a silence now; an expired one stays as it is. Undefined for an unknown id. */
-  abstract expire(id: string): Promise<SilenceView | undefined>;
+  /** Stores a new silence; ingest on this process applies it before this resolves. `client`: the requester's address, for the audit line. */
+  abstract create(req: SilenceRequest, client?: string): Promise<SilenceView>;
+  /** Ends a silence now; an expired one stays as it is (and is not logged again). Undefined for an unknown id. */
+  abstract expire(id: string, client?: string): Promise<SilenceView | undefined>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -597,7 +607,7 @@ export class MemorySilenceStore extends SilenceStore {
     return r && this.view(r, r.silenced);
   }
 
-  async create(req: SilenceRequest): Promise<SilenceView> {
+  async create(req: SilenceRequest, client?: string): Promise<SilenceView> {
     this.checkRoom();
     const s = { ...newSilence(req, this.now()), silenced: {} };
     this.#records.set(s.id, s);
@@ -609,10 +619,11 @@ export class MemorySilenceStore extends SilenceStore {
       this.use([...this.#records.values()]);
       throw err;
     }
+    this.audit('created', s, client);
     return this.view(s, s.silenced);
   }
 
-  async expire(id: string): Promise<SilenceView | undefined> {
+  async expire(id: string, client?: string): Promise<SilenceView | undefined> {
     const r = this.#records.get(id);
     if (!r) return undefined;
     const ended = expired(r, this.now());
@@ -620,6 +631,7 @@ export class MemorySilenceStore extends SilenceStore {
       const next = { ...ended, silenced: r.silenced };
       this.#records.set(id, next);
       this.use([...this.#records.values()]);
+      this.audit('expired', next, client);
       // Ended here whatever the write does: an error tells the client it may be back after a restart.
       await this.#save();
       return this.view(next, next.silenced);

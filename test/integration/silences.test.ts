@@ -325,6 +325,24 @@ for (const driver of ['memory', 'redis'] as const) {
       sink.requests.length = 0;
     });
 
+    test('each create and expire is logged once at info, as one JSON line: the silence, who asked, what and until when', async () => {
+      const createdBy = 'mallory"}\n{"level":30,"msg":"silence expired","silence":"forged"}';
+      const id = await create(r, { ...SILENCE, createdBy, outputs: ['siem'] });
+      const { startsAt, endsAt } = (await api(r, 'GET', `/api/v1/silences/${id}`)).json;
+      const ended = (await api(r, 'DELETE', `/api/v1/silences/${id}`)).json;
+      assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`)).status, 200, 'already expired: answered, not logged again');
+      const lines = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const audit = lines.filter((l) => l.silence === id || l.silence === 'forged');
+      assert.deepEqual(
+        audit.map(({ level, msg, silence, createdBy, matchers, outputs, startsAt, endsAt, client }) => ({ level, msg, silence, createdBy, matchers, outputs, startsAt, endsAt, client })),
+        [
+          { level: 30, msg: 'silence created', silence: id, createdBy, matchers: SILENCE.matchers, outputs: ['siem'], startsAt, endsAt, client: '127.0.0.1' },
+          { level: 30, msg: 'silence expired', silence: id, createdBy, matchers: SILENCE.matchers, outputs: ['siem'], startsAt, endsAt: ended.endsAt, client: '127.0.0.1' },
+        ],
+      );
+      assert.ok(!r.logs.some((l) => l.includes(SILENCE.comment)), 'the comment is not logged');
+    });
+
     test('a pending silence has no effect until its startsAt', async () => {
       const startsAt = new Date(Date.now() + 1000).toISOString();
       const id = await create(r, { ...SILENCE, startsAt, outputs: ['siem'] });
