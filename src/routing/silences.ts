@@ -67,8 +67,15 @@ export const SILENCE_LIMITS = {
   createdByChars: 1000,
   /** endsAt − startsAt, and how far ahead startsAt may be. */
   maxLengthMs: 365 * 86_400_000,
-  /** Silences pending or active at once (expired ones are bounded by silences.retention). */
+  /** Silences pending or active at once. */
   notExpired: 1000,
+  /**
+   * Silences kept, expired included. Create-and-expire churn would otherwise pile up expired ones
+   * for silences.retention, and every change makes every replica re-read the whole set. Beyond
+   * it a create removes the oldest expired ones first (there are always some: notExpired is far
+   * lower), rather than refusing: an operator silencing a flood must not be told to wait.
+   */
+  kept: 10_000,
 } as const;
 
 const FIELDS = ['matchers', 'startsAt', 'endsAt', 'duration', 'comment', 'createdBy', 'outputs'];
@@ -481,6 +488,17 @@ export abstract class SilenceStore {
     this.logger.info({ silence: id, createdBy, matchers, outputs: outputs ?? 'all', startsAt, endsAt, ...(client ? { client } : {}) }, `silence ${action}`);
   }
 
+  /** The expired silences a create removes to keep SILENCE_LIMITS.kept: those that ended first. */
+  protected overflow(): Silence[] {
+    const excess = this.#all.length + 1 - SILENCE_LIMITS.kept;
+    if (excess <= 0) return [];
+    const now = this.now();
+    return this.#all
+      .filter((s) => timesOf(s).end <= now)
+      .sort((a, b) => cmp(a.endsAt, b.endsAt))
+      .slice(0, excess);
+  }
+
   /** Refuses a new silence beyond the bound of silences pending or active. */
   protected checkRoom(): void {
     const { active, pending } = this.states();
@@ -609,6 +627,8 @@ export class MemorySilenceStore extends SilenceStore {
 
   async create(req: SilenceRequest, client?: string): Promise<SilenceView> {
     this.checkRoom();
+    const purged = this.overflow().map((x) => this.#records.get(x.id)!);
+    for (const r of purged) this.#records.delete(r.id);
     const s = { ...newSilence(req, this.now()), silenced: {} };
     this.#records.set(s.id, s);
     this.use([...this.#records.values()]);
@@ -616,6 +636,7 @@ export class MemorySilenceStore extends SilenceStore {
       await this.#save();
     } catch (err) {
       this.#records.delete(s.id);
+      for (const r of purged) this.#records.set(r.id, r);
       this.use([...this.#records.values()]);
       throw err;
     }

@@ -16,6 +16,7 @@ import { freePort } from '../helpers/ports.ts';
 import { startHttpSink, type HttpSink } from '../../outputs/sdk/testkit/http-sink.ts';
 import { decodeEvent, type FalcoEvent } from '../../src/event/falco-event.ts';
 import { Redis } from 'ioredis';
+import { SILENCE_LIMITS } from '../../src/routing/silences.ts';
 
 let redis: TestRedis;
 before(async () => {
@@ -484,6 +485,32 @@ describe('Redis driver', () => {
     } finally {
       await second.stop();
       await sink.close();
+    }
+  });
+
+  test(`keeps at most ${SILENCE_LIMITS.kept} silences, expired included: a create beyond that removes from Redis those that ended first, with their counts`, async (t) => {
+    const prefix = `kept-${randomUUID().slice(0, 8)}`;
+    const client = new Redis(redis.url);
+    t.after(() => client.quit());
+    const n = SILENCE_LIMITS.kept;
+    const now = Date.now();
+    const fields: string[] = [];
+    for (let i = n - 1; i >= 0; i--) {
+      const at = new Date(now - (n - i) * 1000).toISOString();
+      fields.push(`old-${i}`, JSON.stringify({ id: `old-${i}`, matchers: ['rule="x"'], startsAt: at, endsAt: at, comment: 'c', createdBy: 'b', createdAt: at, updatedAt: at }));
+    }
+    await client.hset(`${prefix}:silences`, ...fields);
+    await client.hset(`${prefix}:silences:counts:old-0`, 'siem', 3);
+    const r = await router(`${redisQueue(prefix)}\n`);
+    try {
+      const id = await create(r);
+      assert.equal(await client.hlen(`${prefix}:silences`), n);
+      assert.deepEqual(await client.hmget(`${prefix}:silences`, 'old-0', 'old-1').then((v) => v.map((x) => x !== null)), [false, true], 'the one that ended first is gone');
+      assert.equal(await client.exists(`${prefix}:silences:counts:old-0`), 0, 'with its counts');
+      assert.equal(await client.hexists(`${prefix}:silences`, id), 1);
+      assert.deepEqual(r.silences.states(), { active: 1, pending: 0, expired: n - 1 });
+    } finally {
+      await r.stop();
     }
   });
 
