@@ -1,8 +1,9 @@
 /**
  * `falco-router route-test`, as `amtool config routes test`: one alert read as ingest reads it,
  * routed by the same table, and for each output instance whether it would be sent and why not.
- * Alert values are printed as JSON strings: they come from whoever triggered the alert, and a
- * terminal must not receive their control characters raw.
+ * Alert values are printed as JSON strings, and everything printed, human or JSON, goes through
+ * terminalSafe(): alert values and silences are others' text, and a terminal must not receive
+ * their control characters raw.
  */
 import type { RouterConfig } from '../config/load.ts';
 import { readAlertBody, badBodyText } from '../ingest/alert-body.ts';
@@ -18,6 +19,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { MemorySilenceStore, type Silence, type SilenceStore } from './silences.ts';
 import { RedisSilenceStore } from './silences-redis.ts';
+import { terminalSafe } from './terminal.ts';
 
 export interface RouteTestResult {
   code: number;
@@ -80,6 +82,11 @@ type SilencesSource = 'redis' | 'file' | 'process' | 'unreachable';
 const LONG = 200;
 
 export async function routeTest(body: string, cfg: RouterConfig, opts: { json?: boolean } = {}): Promise<RouteTestResult> {
+  const r = await explain(body, cfg, opts);
+  return { code: r.code, stdout: terminalSafe(r.stdout), stderr: terminalSafe(r.stderr) };
+}
+
+async function explain(body: string, cfg: RouterConfig, opts: { json?: boolean }): Promise<RouteTestResult> {
   const warnings: string[] = [];
   let ev: FalcoEvent;
   try {

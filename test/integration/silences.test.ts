@@ -569,6 +569,47 @@ describe('route-test', () => {
     assert.equal(await client.hlen(`${prefix}:silences:counts:${id}`), 0);
   });
 
+  test('prints no control character raw, human or --json: ESC, DEL, CSI (U+009B), bidi overrides from alert values and from a silence made over the API', async () => {
+    // What a terminal acts on: C0 (ESC starts a sequence), DEL, C1 (U+009B is CSI), bidi controls.
+    const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+    const bad = (s: string) => `${s}\u001b]0;owned\u0007\u001b[2J\u007f\u009b31m\u202egnp.exe\u2066x\u2069\u200f`;
+    const rule = bad('Terminal shell');
+    const event = JSON.stringify({
+      output: 'x', priority: 'Notice', rule, time: '2026-11-29T18:00:00Z', source: bad('syscall'), hostname: bad('node'),
+      output_fields: { 'proc.cmdline': bad('bash'), 'k8s.ns.name': 'dev' },
+    });
+    const dir = tempDir();
+    const yaml = `silences: { path: "${join(dir, 'silences.json')}" }
+outputs:
+  - { name: siem, type: file, path: "${join(dir, 'siem.jsonl')}" }
+  - { name: team, type: file, path: "${join(dir, 'team.jsonl')}", match: ['proc.cmdline="vim"'] }
+`;
+    const r = await router(yaml);
+    let id: string;
+    try {
+      id = await create(r, { ...SILENCE, matchers: [{ name: 'rule', value: rule }], comment: bad('why'), createdBy: bad('who'), outputs: ['siem'] });
+    } finally {
+      await r.stop();
+    }
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, yaml);
+    const [human, json] = await Promise.all([runCli(['route-test', '-c', file], {}, event), runCli(['route-test', '-c', file, '--json'], {}, event)]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.equal(json.code, 0, json.stderr);
+    for (const [what, out] of [['human', human.stdout], ['json', json.stdout]]) {
+      const found = RAW.exec(out.replaceAll('\n', ''));
+      assert.equal(found, null, `${what}: U+${found?.[0].codePointAt(0)!.toString(16).padStart(4, '0')} printed raw`);
+    }
+    assert.match(human.stdout, new RegExp(`siem \\(file\\)\\s+not sent: silence ${id} `), 'the silence is shown');
+    assert.ok(human.stdout.includes('rule="Terminal shell\\u001b]0;owned\\u0007\\u001b[2J\\u007f\\u009b31m\\u202egnp.exe'), 'the matcher shows its escapes');
+    assert.match(human.stdout, /team \(file\)\s+not sent: match\[0\] proc\.cmdline="vim" does not hold \(proc\.cmdline is "bash\\u001b/);
+    // --json stays JSON, and the escapes read back as the very characters.
+    const j = JSON.parse(json.stdout) as { alert: Record<string, string>; outputs: Array<{ value?: string; silence?: { matchers: string[]; comment: string; createdBy: string } }> };
+    assert.deepEqual(j.alert, { rule, priority: 'Notice', source: bad('syscall'), hostname: bad('node') });
+    assert.deepEqual(j.outputs[0].silence && [j.outputs[0].silence.matchers, j.outputs[0].silence.comment, j.outputs[0].silence.createdBy], [[`rule="${rule}"`], bad('why'), bad('who')]);
+    assert.equal(j.outputs[1].value, bad('bash'));
+  });
+
   test('with the memory driver, reads silences.path when set, and says it cannot see them otherwise', async () => {
     const dir = tempDir();
     const path = join(dir, 'silences.json');
