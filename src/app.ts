@@ -39,7 +39,7 @@ export interface Router {
 }
 
 /** Settings that take effect only when the process starts. */
-const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'silences', 'tlsserver'] as const;
+export const RESTART_KEYS = ['listenaddress', 'listenport', 'bodylimit', 'ingest', 'queue', 'silences', 'tlsserver'] as const;
 
 export async function startRouter(initial: RouterConfig, types: readonly OutputType[], logger: Logger): Promise<Router> {
   let cfg = initial;

@@ -177,7 +177,7 @@ export const globalSchema = z.strictObject({
         .string()
         .default('')
         .describe(
-          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need `Authorization: Bearer <token>`, except over mutual TLS with a verified client certificate. Never asked on /healthz, /ping, /ready, /metrics; /ready shows error texts only with it.',
+          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need `Authorization: Bearer <token>`, except over mutual TLS with a verified client certificate. The silence API always needs the token (a certificate is not enough) and is off without one. Never asked on /healthz, /ping, /ready, /metrics; /ready shows error texts only with it.',
         ),
       tokenfile: z.string().default('').describe('A file holding the token (a mounted Secret); read at start and on reload.'),
     })

@@ -19,7 +19,7 @@ import type { Metrics } from '../metrics.ts';
 import { boundConnections, timeoutOptions, type ConnectionLimits } from './connections.ts';
 import { RepeatLimiter } from '../log.ts';
 import type { SilenceStore } from '../routing/silences.ts';
-import { registerSilenceApi } from './silences-api.ts';
+import { registerSilenceApi, type OperatorAccess } from './silences-api.ts';
 
 /** Settings a reload can change while the server runs. */
 export interface LiveSettings {
@@ -157,13 +157,22 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     const token = deps.live().token;
     if (token === '') return true;
     if ((req.raw.socket as TLSSocket).authorized === true) return true;
-    const given = Buffer.from(String(req.headers.authorization ?? ''));
-    const expected = Buffer.from(`Bearer ${token}`);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    return bearer(req, token);
   };
   const unauthorized = (reply: FastifyReply) => {
     metrics.rejected.inc({ reason: 'unauthorized' });
     return text(reply.header('www-authenticate', 'Bearer'), 401, 'Unauthorized: send Authorization: Bearer <token> (auth.token) or a client certificate (tlsserver.mutualtls)\n');
+  };
+  /**
+   * A silence keeps alerts from the outputs, so the silence API is an operator's: only the token
+   * opens it. Without auth.token it is off, since anyone who reaches the port (the attacker's own
+   * pod) could otherwise silence every alert; a client certificate is not enough, since every
+   * Falco sensor holds one.
+   */
+  const operator = (req: FastifyRequest): OperatorAccess => {
+    const token = deps.live().token;
+    if (token === '') return 'off';
+    return bearer(req, token) ? 'ok' : 'denied';
   };
 
   const ingestRoute = (req: FastifyRequest, reply: FastifyReply) => {
@@ -176,7 +185,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
     app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
     registerDeadLetterApi(app, deps, authorized, unauthorized);
-    if (deps.silences) registerSilenceApi(app, deps.silences, () => deps.live().routing.outputs.map((o) => o.name), authorized, unauthorized);
+    if (deps.silences) registerSilenceApi(app, deps.silences, () => deps.live().routing.outputs.map((o) => o.name), operator, () => metrics.rejected.inc({ reason: 'unauthorized' }));
   }
   if (serves.has('/ping')) app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
   if (serves.has('/healthz')) {
@@ -264,6 +273,13 @@ function registerDeadLetterApi(
       throw err;
     }
   });
+}
+
+/** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
+function bearer(req: FastifyRequest, token: string): boolean {
+  const given = Buffer.from(String(req.headers.authorization ?? ''));
+  const expected = Buffer.from(`Bearer ${token}`);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function text(reply: FastifyReply, status: number, body: string) {

@@ -1,22 +1,35 @@
 /**
  * /api/v1/silences, as Alertmanager's silence API: create (POST), list and read (GET), expire
- * (DELETE). JSON in and out; errors are `{"error": "…"}`. Guarded by the token of the dead-letter
- * API. docs/routing.md#silences.
+ * (DELETE). JSON in and out; errors are `{"error": "…"}`. Every endpoint needs the bearer token
+ * (auth.token), and is off without one: docs/routing.md#the-api.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SILENCE_LIMITS, SilenceError, parseSilenceRequest, type SilenceStore } from '../routing/silences.ts';
 
 const BASE = '/api/v1/silences';
 
+/** `off`: no auth.token is configured; `denied`: the request does not carry it. */
+export type OperatorAccess = 'ok' | 'off' | 'denied';
+
+const OFF = 'the silence API is off: it needs a bearer token, since a silence keeps alerts from the outputs. Set auth.token (AUTH_TOKEN) or auth.tokenfile (AUTH_TOKENFILE), then send Authorization: Bearer <token>';
+const DENIED = 'send Authorization: Bearer <token> (auth.token); a client certificate alone does not open the silence API';
+
 export function registerSilenceApi(
   app: FastifyInstance,
   store: SilenceStore,
   outputs: () => string[],
-  authorized: (req: FastifyRequest) => boolean,
-  unauthorized: (reply: FastifyReply) => FastifyReply,
+  access: (req: FastifyRequest) => OperatorAccess,
+  rejected: () => void,
 ): void {
   // On the routes themselves, as the dead-letter API: a check of the raw URL would miss /%61pi/….
-  const guard = { onRequest: async (req: FastifyRequest, reply: FastifyReply) => (authorized(req) ? undefined : unauthorized(reply)) };
+  const guard = {
+    onRequest: async (req: FastifyRequest, reply: FastifyReply) => {
+      const a = access(req);
+      if (a === 'ok') return undefined;
+      rejected();
+      return a === 'off' ? reply.code(403).send({ error: OFF }) : reply.code(401).header('www-authenticate', 'Bearer').send({ error: DENIED });
+    },
+  };
   const fail = (reply: FastifyReply, err: unknown) => {
     if (err instanceof SilenceError) return reply.code(400).send({ error: err.message, ...err.where });
     // Redis away, or the file not writable: the silence is not stored (or not changed).
@@ -37,7 +50,7 @@ export function registerSilenceApi(
       return reply.code(400).send({ error: `the body is not valid JSON (${(err as Error).message})` });
     }
     try {
-      const created = await store.create(parseSilenceRequest(body, store.now(), outputs()));
+      const created = await store.create(parseSilenceRequest(body, store.now(), outputs()), req.ip);
       return reply.code(201).header('location', `${BASE}/${created.id}`).send({ id: created.id });
     } catch (err) {
       return fail(reply, err);
@@ -64,7 +77,7 @@ export function registerSilenceApi(
   // one already expired answers 200 with it unchanged, so a retried DELETE is not an error.
   app.delete<{ Params: { id: string } }>(`${BASE}/:id`, guard, async (req, reply) => {
     try {
-      return (await store.expire(req.params.id)) ?? notFound(reply, req.params.id);
+      return (await store.expire(req.params.id, req.ip)) ?? notFound(reply, req.params.id);
     } catch (err) {
       return fail(reply, err);
     }

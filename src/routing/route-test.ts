@@ -1,8 +1,9 @@
 /**
  * `falco-router route-test`, as `amtool config routes test`: one alert read as ingest reads it,
  * routed by the same table, and for each output instance whether it would be sent and why not.
- * Alert values are printed as JSON strings: they come from whoever triggered the alert, and a
- * terminal must not receive their control characters raw.
+ * Alert values are printed as JSON strings, and everything printed, human or JSON, goes through
+ * terminalSafe(): alert values and silences are others' text, and a terminal must not receive
+ * their control characters raw.
  */
 import type { RouterConfig } from '../config/load.ts';
 import { readAlertBody, badBodyText } from '../ingest/alert-body.ts';
@@ -18,6 +19,7 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { MemorySilenceStore, type Silence, type SilenceStore } from './silences.ts';
 import { RedisSilenceStore } from './silences-redis.ts';
+import { terminalSafe } from './terminal.ts';
 
 export interface RouteTestResult {
   code: number;
@@ -59,10 +61,12 @@ interface NoiseShown {
   window: string;
   /** Alerts per key and window sent one by one. */
   max: number;
-  /** With Redis: alerts counted in this alert's window so far, and when it ends (absent: no window open). */
+  /** Where the windows were read: `process` when they live only in the router's (memory driver), `unreachable` when Redis could not be read. */
+  windows: 'redis' | 'process' | 'unreachable';
+  /** Read from Redis: alerts counted in this alert's window so far, and when it ends (absent: no window open). */
   counted?: number;
   until?: string;
-  /** Whether this alert would be held back; unknown with the memory driver (its windows are in the router's process). */
+  /** Whether this alert would be held back; absent when the windows could not be read. */
   heldBack?: boolean;
 }
 
@@ -80,6 +84,11 @@ type SilencesSource = 'redis' | 'file' | 'process' | 'unreachable';
 const LONG = 200;
 
 export async function routeTest(body: string, cfg: RouterConfig, opts: { json?: boolean } = {}): Promise<RouteTestResult> {
+  const r = await explain(body, cfg, opts);
+  return { code: r.code, stdout: terminalSafe(r.stdout), stderr: terminalSafe(r.stderr) };
+}
+
+async function explain(body: string, cfg: RouterConfig, opts: { json?: boolean }): Promise<RouteTestResult> {
   const warnings: string[] = [];
   let ev: FalcoEvent;
   try {
@@ -156,17 +165,20 @@ function shownVerdict(v: OutputVerdict, type: string, ev: FalcoEvent, silences: 
 async function addNoise(outputs: OutputShown[], cfg: RouterConfig, ev: FalcoEvent, redis: Redis | undefined): Promise<void> {
   const withNoise = cfg.outputs.filter((o, i) => outputs[i].sent && noiseStages(o).length > 0);
   const windows = redis && new RedisWindows(redis, cfg.queue.redis.prefix);
+  const where = cfg.queue.driver === 'memory' ? 'process' : windows ? 'redis' : 'unreachable';
   const now = Date.now();
   for (const inst of withNoise) {
     const shown = outputs.find((o) => o.name === inst.name)!;
     shown.noise = [];
     for (const stage of noiseStages(inst)) {
-      const n: NoiseShown = { kind: stage.kind, window: `${stage.windowMs / 1000} s`, max: stage.limit };
-      const open = windows && (await windows.peek(inst.name, windowHit(stage, ev), now).catch(() => undefined));
-      if (windows) {
-        n.counted = open?.n ?? 0;
-        if (open) n.until = new Date(open.end).toISOString();
-        n.heldBack = (open?.n ?? 0) + 1 > stage.limit;
+      const n: NoiseShown = { kind: stage.kind, window: `${stage.windowMs / 1000} s`, max: stage.limit, windows: where };
+      // A read that fails is not "no window open": it says so instead of guessing.
+      const read = windows && (await windows.peek(inst.name, windowHit(stage, ev), now).then((open) => ({ open }), () => undefined));
+      if (windows && !read) n.windows = 'unreachable';
+      if (read) {
+        n.counted = read.open?.n ?? 0;
+        if (read.open) n.until = new Date(read.open.end).toISOString();
+        n.heldBack = (read.open?.n ?? 0) + 1 > stage.limit;
       }
       shown.noise.push(n);
     }
@@ -212,7 +224,8 @@ function reasonText(o: OutputShown, ev: FalcoEvent): string {
 
 function noiseText(n: NoiseShown): string {
   const what = `${n.kind} (${n.max} per key per ${n.window})`;
-  if (n.heldBack === undefined) return `${what}: its windows are in the router's process (memory queue); route-test cannot see them`;
+  if (n.windows === 'unreachable') return `${what}: Redis could not be read; route-test cannot see its windows`;
+  if (n.windows === 'process') return `${what}: its windows are in the router's process (memory queue); route-test cannot see them`;
   const state = n.until ? `${n.counted} counted in this key's window until ${n.until}` : "no window open for this key";
   return `${what}: ${state}; this alert would be ${n.heldBack ? 'held back for the summary' : 'sent'}`;
 }

@@ -121,30 +121,38 @@ export class RedisSilenceStore extends SilenceStore {
     }
   }
 
-  async create(req: SilenceRequest): Promise<SilenceView> {
+  async create(req: SilenceRequest, client?: string): Promise<SilenceView> {
     // Against the cache (at most half a second old): replicas creating at the same moment can pass
     // the bound together by a few, which is all it is there for.
     this.checkRoom();
     const s = newSilence(req, this.now());
-    await this.#write(s);
+    await this.#write(s, this.overflow().map((x) => x.id));
+    this.audit('created', s, client);
     return this.view(s, {});
   }
 
-  async expire(id: string): Promise<SilenceView | undefined> {
+  async expire(id: string, client?: string): Promise<SilenceView | undefined> {
     const s = await this.#one(id);
     if (!s) return undefined;
     const ended = expired(s, this.now());
-    if (ended) await this.#write(ended);
+    if (ended) {
+      await this.#write(ended);
+      this.audit('expired', ended, client);
+    }
     return this.view(ended ?? s, (await this.#counts([id]))[0]);
   }
 
-  async #write(s: Silence): Promise<void> {
+  /** Writes a silence, and removes `purged` (expired ones over the bound) in the same transaction. */
+  async #write(s: Silence, purged: readonly string[] = []): Promise<void> {
     this.#writes++;
-    const res = await this.#conn.multi().hset(this.#key, s.id, JSON.stringify(s)).incr(this.#versionKey).exec();
+    const m = this.#conn.multi();
+    if (purged.length > 0) m.hdel(this.#key, ...purged).del(...purged.map((id) => this.#countsPrefix + id));
+    const res = await m.hset(this.#key, s.id, JSON.stringify(s)).incr(this.#versionKey).exec();
     if (!res) throw new Error('the write of the silence was aborted');
     for (const [err] of res) if (err) throw err;
     // This process applies it now; the others at their next poll.
-    this.use([...this.all.filter((x) => x.id !== s.id), s]);
+    const gone = new Set([s.id, ...purged]);
+    this.use([...this.all.filter((x) => !gone.has(x.id)), s]);
   }
 
   /**

@@ -67,8 +67,15 @@ export const SILENCE_LIMITS = {
   createdByChars: 1000,
   /** endsAt − startsAt, and how far ahead startsAt may be. */
   maxLengthMs: 365 * 86_400_000,
-  /** Silences pending or active at once (expired ones are bounded by silences.retention). */
+  /** Silences pending or active at once. */
   notExpired: 1000,
+  /**
+   * Silences kept, expired included. Create-and-expire churn would otherwise pile up expired ones
+   * for silences.retention, and every change makes every replica re-read the whole set. Beyond
+   * it a create removes the oldest expired ones first (there are always some: notExpired is far
+   * lower), rather than refusing: an operator silencing a flood must not be told to wait.
+   */
+  kept: 10_000,
 } as const;
 
 const FIELDS = ['matchers', 'startsAt', 'endsAt', 'duration', 'comment', 'createdBy', 'outputs'];
@@ -471,6 +478,27 @@ export abstract class SilenceStore {
     return { id, status: { state: stateOf(s, now) }, matchers, startsAt, endsAt, comment, createdBy, ...(outputs ? { outputs } : {}), createdAt, updatedAt, silenced };
   }
 
+  /**
+   * The audit line of a change once it is made: who did what. createdBy is what the client says,
+   * `client` the address it came from. Pino escapes every string, so operator text cannot break
+   * the line or forge another; the comment is left out (it can be long and sensitive; GET shows it).
+   */
+  protected audit(action: 'created' | 'expired', s: Silence, client: string | undefined): void {
+    const { id, createdBy, matchers, outputs, startsAt, endsAt } = s;
+    this.logger.info({ silence: id, createdBy, matchers, outputs: outputs ?? 'all', startsAt, endsAt, ...(client ? { client } : {}) }, `silence ${action}`);
+  }
+
+  /** The expired silences a create removes to keep SILENCE_LIMITS.kept: those that ended first. */
+  protected overflow(): Silence[] {
+    const excess = this.#all.length + 1 - SILENCE_LIMITS.kept;
+    if (excess <= 0) return [];
+    const now = this.now();
+    return this.#all
+      .filter((s) => timesOf(s).end <= now)
+      .sort((a, b) => cmp(a.endsAt, b.endsAt))
+      .slice(0, excess);
+  }
+
   /** Refuses a new silence beyond the bound of silences pending or active. */
   protected checkRoom(): void {
     const { active, pending } = this.states();
@@ -521,10 +549,10 @@ export abstract class SilenceStore {
 
   abstract list(): Promise<SilenceView[]>;
   abstract get(id: string): Promise<SilenceView | undefined>;
-  /** Stores a new silence; ingest on this process applies it before this resolves. */
-  abstract create(req: SilenceRequest): Promise<SilenceView>;
-  /** Ends a silence now; an expired one stays as it is. Undefined for an unknown id. */
-  abstract expire(id: string): Promise<SilenceView | undefined>;
+  /** Stores a new silence; ingest on this process applies it before this resolves. `client`: the requester's address, for the audit line. */
+  abstract create(req: SilenceRequest, client?: string): Promise<SilenceView>;
+  /** Ends a silence now; an expired one stays as it is (and is not logged again). Undefined for an unknown id. */
+  abstract expire(id: string, client?: string): Promise<SilenceView | undefined>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -597,8 +625,10 @@ export class MemorySilenceStore extends SilenceStore {
     return r && this.view(r, r.silenced);
   }
 
-  async create(req: SilenceRequest): Promise<SilenceView> {
+  async create(req: SilenceRequest, client?: string): Promise<SilenceView> {
     this.checkRoom();
+    const purged = this.overflow().map((x) => this.#records.get(x.id)!);
+    for (const r of purged) this.#records.delete(r.id);
     const s = { ...newSilence(req, this.now()), silenced: {} };
     this.#records.set(s.id, s);
     this.use([...this.#records.values()]);
@@ -606,13 +636,15 @@ export class MemorySilenceStore extends SilenceStore {
       await this.#save();
     } catch (err) {
       this.#records.delete(s.id);
+      for (const r of purged) this.#records.set(r.id, r);
       this.use([...this.#records.values()]);
       throw err;
     }
+    this.audit('created', s, client);
     return this.view(s, s.silenced);
   }
 
-  async expire(id: string): Promise<SilenceView | undefined> {
+  async expire(id: string, client?: string): Promise<SilenceView | undefined> {
     const r = this.#records.get(id);
     if (!r) return undefined;
     const ended = expired(r, this.now());
@@ -620,6 +652,7 @@ export class MemorySilenceStore extends SilenceStore {
       const next = { ...ended, silenced: r.silenced };
       this.#records.set(id, next);
       this.use([...this.#records.values()]);
+      this.audit('expired', next, client);
       // Ended here whatever the write does: an error tells the client it may be back after a restart.
       await this.#save();
       return this.view(next, next.silenced);

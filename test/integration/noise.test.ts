@@ -10,7 +10,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestRouter, tempDir } from '../helpers/router.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
-import { spawnRouter } from '../helpers/process.ts';
+import { runCli, spawnRouter } from '../helpers/process.ts';
+import { freePort } from '../helpers/ports.ts';
 import { waitFor, delay } from '../helpers/wait.ts';
 import { startFakeSlack } from '../../outputs/slack/fake.ts';
 import { startHttpSink } from '../../outputs/sdk/testkit/http-sink.ts';
@@ -185,4 +186,24 @@ outputs:
   }
   const after = await runCli(['route-test', '-c', file], {}, shell(2));
   assert.match(after.stdout, /dedup \(1 per key per 3600 s\): 1 counted in this key's window until .*; this alert would be held back for the summary/);
+});
+
+test('route-test with the Redis driver and Redis unreachable says it could not read the windows, not that they are in the process', async () => {
+  const yaml = `queue: { driver: redis, redis: { url: "redis://127.0.0.1:${await freePort()}" } }
+outputs:
+  - { name: siem, type: webhook, address: "http://127.0.0.1:9/hook", dedup: { window: 1h }, throttle: { window: 1h, max: 3 } }
+`;
+  const file = join(tempDir(), 'config.yaml');
+  writeFileSync(file, yaml);
+  const [human, json] = await Promise.all([runCli(['route-test', '-c', file], {}, shell(1)), runCli(['route-test', '-c', file, '--json'], {}, shell(1))]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /dedup \(1 per key per 3600 s\): Redis could not be read; route-test cannot see its windows\n/);
+  assert.match(human.stdout, /throttle \(3 per key per 3600 s\): Redis could not be read; route-test cannot see its windows\n/);
+  assert.doesNotMatch(human.stdout, /router's process/);
+  const noise = (JSON.parse(json.stdout) as { silences: string; outputs: Array<{ noise: Array<Record<string, unknown>> }> });
+  assert.equal(noise.silences, 'unreachable');
+  assert.deepEqual(noise.outputs[0].noise, [
+    { kind: 'dedup', window: '3600 s', max: 1, windows: 'unreachable' },
+    { kind: 'throttle', window: '3600 s', max: 3, windows: 'unreachable' },
+  ]);
 });

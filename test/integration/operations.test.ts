@@ -656,7 +656,7 @@ test('mutual TLS ingest: a valid client certificate is accepted, none or another
   }
 });
 
-test('mutual TLS with a bearer token: the client certificate stands in for the token (Falco cannot send headers)', async () => {
+test('mutual TLS with a bearer token: the client certificate stands in for the token (Falco cannot send headers), except for the silence API', async () => {
   const outFile = join(tempDir(), 'events.ndjson');
   const { r, tlsUrl } = await tlsRouter(outFile, 'auth: { token: "tls-and-token" }');
   try {
@@ -665,6 +665,12 @@ test('mutual TLS with a bearer token: the client certificate stands in for the t
     await assert.rejects(postTls(`${tlsUrl}/`, falcoEvent(3), undefined, { authorization: 'Bearer tls-and-token' }), tlsRefusal, 'the token does not replace the certificate');
     await waitFor(() => markersIn(outFile).length === 2, 5000, 'the two events');
     assert.deepEqual(markersIn(outFile).sort(), [1, 2]);
+    // Every sensor holds a certificate: it opens the dead-letter API, but silencing needs the operator's token.
+    assert.deepEqual(await postTls(`${tlsUrl}/api/v1/deadletters/file/requeue`, '', 'client'), { status: 200, body: '{"output":"file","requeued":0}' });
+    const silence = JSON.stringify({ matchers: ['rule=~".+"'], duration: '365d', comment: 'quiet', createdBy: 'sensor' });
+    assert.equal((await postTls(`${tlsUrl}/api/v1/silences`, silence, 'client')).status, 401);
+    assert.deepEqual(await r.silences.list(), []);
+    assert.equal((await postTls(`${tlsUrl}/api/v1/silences`, silence, 'client', { authorization: 'Bearer tls-and-token' })).status, 201);
   } finally {
     await r.stop();
   }

@@ -16,6 +16,7 @@ import { freePort } from '../helpers/ports.ts';
 import { startHttpSink, type HttpSink } from '../../outputs/sdk/testkit/http-sink.ts';
 import { decodeEvent, type FalcoEvent } from '../../src/event/falco-event.ts';
 import { Redis } from 'ioredis';
+import { SILENCE_LIMITS } from '../../src/routing/silences.ts';
 
 let redis: TestRedis;
 before(async () => {
@@ -49,7 +50,20 @@ interface Answer {
   headers: Headers;
 }
 
-async function api(r: { url: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+// The silence API is off without auth.token: every router here has one, and sends it.
+const TOKEN = 'operator-token-1234';
+const BEARER = { authorization: `Bearer ${TOKEN}` };
+
+/** A router with auth.token; its post() sends the token (ingest needs it too then). */
+async function router(yaml: string): Promise<TestRouter> {
+  const r = await startTestRouter(`auth: { token: ${TOKEN} }\n${yaml}`);
+  const post = r.post.bind(r);
+  r.post = (body, init = {}) => post(body, { ...init, headers: { ...BEARER, ...init.headers } });
+  return r;
+}
+
+/** A request to the router; with the token unless `headers` is given. */
+async function api(r: { url: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = BEARER): Promise<Answer> {
   const res = await fetch(`${r.url}${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await res.text();
   let json: unknown;
@@ -86,7 +100,7 @@ describe('the silence API', () => {
   let r: TestRouter;
   before(async () => {
     sink = await startHttpSink();
-    r = await startTestRouter(`outputs:\n${webhooks(sink, ['slack-dev', 'siem'])}\n`);
+    r = await router(`outputs:\n${webhooks(sink, ['slack-dev', 'siem'])}\n`);
   });
   after(async () => {
     await r.stop();
@@ -197,23 +211,49 @@ describe('the silence API', () => {
   });
 });
 
-test('with auth.token, the silence API needs it, as the dead-letter API', async () => {
-  const r = await startTestRouter('auth: { token: s3cret }\n');
-  try {
-    const bearer = { authorization: 'Bearer s3cret' };
-    assert.equal((await api(r, 'POST', '/api/v1/silences', SILENCE)).status, 401);
-    assert.equal((await api(r, 'GET', '/api/v1/silences')).status, 401);
-    assert.equal((await api(r, 'GET', '/%61pi/v1/silences')).status, 401, 'a percent-encoded path is guarded too');
-    assert.equal((await api(r, 'POST', '/api/v1/silences', SILENCE, { authorization: 'Bearer wrong' })).status, 401);
-    const res = await api(r, 'POST', '/api/v1/silences', SILENCE, bearer);
-    assert.equal(res.status, 201);
-    assert.equal((await api(r, 'GET', `/api/v1/silences/${res.json.id}`)).status, 401);
-    assert.equal((await api(r, 'DELETE', `/api/v1/silences/${res.json.id}`)).status, 401);
-    assert.equal((await api(r, 'GET', `/api/v1/silences/${res.json.id}`, undefined, bearer)).status, 200);
-    assert.equal((await api(r, 'DELETE', `/api/v1/silences/${res.json.id}`, undefined, bearer)).status, 200);
-  } finally {
-    await r.stop();
-  }
+describe('access', () => {
+  test('without auth.token the silence API is off: every endpoint answers 403 and says how to turn it on; nothing is created', async () => {
+    const r = await startTestRouter('');
+    try {
+      for (const [method, path, body] of [
+        ['POST', '/api/v1/silences', SILENCE],
+        ['GET', '/api/v1/silences'],
+        ['GET', '/api/v1/silences/4b1d6b0e-0000-4000-8000-000000000000'],
+        ['DELETE', '/api/v1/silences/4b1d6b0e-0000-4000-8000-000000000000'],
+        ['POST', '/%61pi/v1/silences', SILENCE],
+      ] as const) {
+        const res = await api(r, method, path, body, {});
+        assert.equal(res.status, 403, `${method} ${path}`);
+        assert.match(res.json.error, /^the silence API is off: .*Set auth\.token \(AUTH_TOKEN\) or auth\.tokenfile \(AUTH_TOKENFILE\)/, `${method} ${path}`);
+      }
+      assert.deepEqual(await r.silences.list(), []);
+      assert.equal((await r.post(shell(1))).status, 200, 'alerts are still taken without a token');
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test('with auth.token every endpoint needs it: 401 without it or with another, and a refused DELETE changes nothing', async () => {
+    const r = await router('');
+    try {
+      assert.equal((await api(r, 'POST', '/api/v1/silences', SILENCE, {})).status, 401);
+      assert.equal((await api(r, 'GET', '/api/v1/silences', undefined, {})).status, 401);
+      assert.equal((await api(r, 'GET', '/%61pi/v1/silences', undefined, {})).status, 401, 'a percent-encoded path is guarded too');
+      const wrong = await api(r, 'POST', '/api/v1/silences', SILENCE, { authorization: 'Bearer wrong' });
+      assert.equal(wrong.status, 401);
+      assert.equal(wrong.headers.get('www-authenticate'), 'Bearer');
+      assert.match(wrong.json.error, /^send Authorization: Bearer <token> \(auth\.token\)/);
+      assert.ok(!JSON.stringify(wrong.json).includes(TOKEN), 'the token is not in the answer');
+      const id = await create(r);
+      assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`, undefined, {})).status, 401);
+      assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`, undefined, {})).status, 401);
+      assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'active', 'the refused DELETE changed nothing');
+      assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`)).status, 200);
+      assert.equal(await r.metric('falco_router_events_rejected_total', { reason: 'unauthorized' }), 6);
+    } finally {
+      await r.stop();
+    }
+  });
 });
 
 for (const driver of ['memory', 'redis'] as const) {
@@ -223,7 +263,7 @@ for (const driver of ['memory', 'redis'] as const) {
     before(async () => {
       sink = await startHttpSink();
       const queue = driver === 'redis' ? `${redisQueue(`eff-${randomUUID().slice(0, 8)}`)}\n` : '';
-      r = await startTestRouter(`${queue}outputs:\n${webhooks(sink, ['slack-dev', 'siem', 'archive'])}\n`);
+      r = await router(`${queue}outputs:\n${webhooks(sink, ['slack-dev', 'siem', 'archive'])}\n`);
     });
     after(async () => {
       await r.stop();
@@ -286,6 +326,24 @@ for (const driver of ['memory', 'redis'] as const) {
       sink.requests.length = 0;
     });
 
+    test('each create and expire is logged once at info, as one JSON line: the silence, who asked, what and until when', async () => {
+      const createdBy = 'mallory"}\n{"level":30,"msg":"silence expired","silence":"forged"}';
+      const id = await create(r, { ...SILENCE, createdBy, outputs: ['siem'] });
+      const { startsAt, endsAt } = (await api(r, 'GET', `/api/v1/silences/${id}`)).json;
+      const ended = (await api(r, 'DELETE', `/api/v1/silences/${id}`)).json;
+      assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`)).status, 200, 'already expired: answered, not logged again');
+      const lines = r.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const audit = lines.filter((l) => l.silence === id || l.silence === 'forged');
+      assert.deepEqual(
+        audit.map(({ level, msg, silence, createdBy, matchers, outputs, startsAt, endsAt, client }) => ({ level, msg, silence, createdBy, matchers, outputs, startsAt, endsAt, client })),
+        [
+          { level: 30, msg: 'silence created', silence: id, createdBy, matchers: SILENCE.matchers, outputs: ['siem'], startsAt, endsAt, client: '127.0.0.1' },
+          { level: 30, msg: 'silence expired', silence: id, createdBy, matchers: SILENCE.matchers, outputs: ['siem'], startsAt, endsAt: ended.endsAt, client: '127.0.0.1' },
+        ],
+      );
+      assert.ok(!r.logs.some((l) => l.includes(SILENCE.comment)), 'the comment is not logged');
+    });
+
     test('a pending silence has no effect until its startsAt', async () => {
       const startsAt = new Date(Date.now() + 1000).toISOString();
       const id = await create(r, { ...SILENCE, startsAt, outputs: ['siem'] });
@@ -306,7 +364,7 @@ describe('memory driver', () => {
     const sink = await startHttpSink();
     const path = join(tempDir(), 'silences.json');
     const yaml = `silences: { path: "${path}" }\noutputs:\n${webhooks(sink, ['siem', 'archive'])}\n`;
-    const first = await startTestRouter(yaml);
+    const first = await router(yaml);
     let id: string;
     try {
       id = await create(first, { ...SILENCE, outputs: ['siem'] });
@@ -315,7 +373,7 @@ describe('memory driver', () => {
       await first.stop();
     }
     assert.equal((JSON.parse(readFileSync(path, 'utf8')) as { silences: unknown[] }).silences.length, 1);
-    const second = await startTestRouter(yaml);
+    const second = await router(yaml);
     try {
       assert.equal((await second.post(shell(2))).status, 200, 'the first alert after the start');
       await settled(second, sink, ['siem', 'archive']);
@@ -331,10 +389,10 @@ describe('memory driver', () => {
   });
 
   test('without silences.path, a restart forgets silences (documented)', async () => {
-    const first = await startTestRouter('');
+    const first = await router('');
     await create(first);
     await first.stop();
-    const second = await startTestRouter('');
+    const second = await router('');
     try {
       assert.deepEqual((await api(second, 'GET', '/api/v1/silences')).json, { silences: [] });
     } finally {
@@ -358,7 +416,7 @@ describe('Redis driver', () => {
   test('a silence created on replica A takes effect on replica B within a second; B lists it at once; counts add up across replicas; DELETE on A ends it on B', async (t) => {
     const sink = await startHttpSink();
     const yaml = `${redisQueue(`sil-${randomUUID().slice(0, 8)}`)}\noutputs:\n${webhooks(sink, ['slack-dev', 'archive'])}\n`;
-    const [a, b] = [await startTestRouter(yaml), await startTestRouter(yaml)];
+    const [a, b] = [await router(yaml), await router(yaml)];
     try {
       const created = Date.now();
       const id = await create(a, { ...SILENCE, outputs: ['slack-dev'] });
@@ -406,7 +464,7 @@ describe('Redis driver', () => {
   test('a silence survives a router killed with SIGKILL: the first alert after the restart is silenced', { timeout: 60_000 }, async () => {
     const sink = await startHttpSink();
     const file = join(tempDir(), 'config.yaml');
-    writeFileSync(file, `${redisQueue(`kill-${randomUUID().slice(0, 8)}`)}\noutputs:\n${webhooks(sink, ['slack-dev', 'archive'])}\n`);
+    writeFileSync(file, `auth: { token: ${TOKEN} }\n${redisQueue(`kill-${randomUUID().slice(0, 8)}`)}\noutputs:\n${webhooks(sink, ['slack-dev', 'archive'])}\n`);
     const first = await spawnRouter(file);
     let id: string;
     try {
@@ -417,8 +475,8 @@ describe('Redis driver', () => {
     }
     const second = await spawnRouter(file);
     try {
-      assert.equal((await fetch(second.url, { method: 'POST', body: shell(1) })).status, 200);
-      assert.equal((await fetch(second.url, { method: 'POST', body: shell(2, 'prod') })).status, 200);
+      assert.equal((await fetch(second.url, { method: 'POST', body: shell(1), headers: BEARER })).status, 200);
+      assert.equal((await fetch(second.url, { method: 'POST', body: shell(2, 'prod'), headers: BEARER })).status, 200);
       await waitFor(() => received(sink, 'archive').length === 2 && received(sink, 'slack-dev').length === 1, 15_000, 'the unsilenced deliveries');
       await delay(300);
       assert.deepEqual(received(sink, 'slack-dev'), [2]);
@@ -430,10 +488,36 @@ describe('Redis driver', () => {
     }
   });
 
+  test(`keeps at most ${SILENCE_LIMITS.kept} silences, expired included: a create beyond that removes from Redis those that ended first, with their counts`, async (t) => {
+    const prefix = `kept-${randomUUID().slice(0, 8)}`;
+    const client = new Redis(redis.url);
+    t.after(() => client.quit());
+    const n = SILENCE_LIMITS.kept;
+    const now = Date.now();
+    const fields: string[] = [];
+    for (let i = n - 1; i >= 0; i--) {
+      const at = new Date(now - (n - i) * 1000).toISOString();
+      fields.push(`old-${i}`, JSON.stringify({ id: `old-${i}`, matchers: ['rule="x"'], startsAt: at, endsAt: at, comment: 'c', createdBy: 'b', createdAt: at, updatedAt: at }));
+    }
+    await client.hset(`${prefix}:silences`, ...fields);
+    await client.hset(`${prefix}:silences:counts:old-0`, 'siem', 3);
+    const r = await router(`${redisQueue(prefix)}\n`);
+    try {
+      const id = await create(r);
+      assert.equal(await client.hlen(`${prefix}:silences`), n);
+      assert.deepEqual(await client.hmget(`${prefix}:silences`, 'old-0', 'old-1').then((v) => v.map((x) => x !== null)), [false, true], 'the one that ended first is gone');
+      assert.equal(await client.exists(`${prefix}:silences:counts:old-0`), 0, 'with its counts');
+      assert.equal(await client.hexists(`${prefix}:silences`, id), 1);
+      assert.deepEqual(r.silences.states(), { active: 1, pending: 0, expired: n - 1 });
+    } finally {
+      await r.stop();
+    }
+  });
+
   test('while Redis is away the silence API answers 503 and says why; the silences known stay in force', { timeout: 60_000 }, async () => {
     // Its own Redis, persistent, so that the silence is still there when it comes back.
     const own = await startRedis({ aof: 'always' });
-    const r = await startTestRouter(`queue: { driver: redis, redis: { url: "${own.url}" } }\n`);
+    const r = await router(`queue: { driver: redis, redis: { url: "${own.url}" } }\n`);
     try {
       const id = await create(r);
       await own.stop();
@@ -460,7 +544,7 @@ describe('route-test', () => {
     const prefix = `rts-${randomUUID().slice(0, 8)}`;
     const file = join(tempDir(), 'config.yaml');
     writeFileSync(file, `${redisQueue(prefix)}\noutputs:\n${webhooks(sink, ['slack-dev', 'archive'])}\n`);
-    const r = await startTestRouter(readFileSync(file, 'utf8'));
+    const r = await router(readFileSync(file, 'utf8'));
     let id: string;
     try {
       id = await create(r, { ...SILENCE, outputs: ['slack-dev'] });
@@ -485,11 +569,52 @@ describe('route-test', () => {
     assert.equal(await client.hlen(`${prefix}:silences:counts:${id}`), 0);
   });
 
+  test('prints no control character raw, human or --json: ESC, DEL, CSI (U+009B), bidi overrides from alert values and from a silence made over the API', async () => {
+    // What a terminal acts on: C0 (ESC starts a sequence), DEL, C1 (U+009B is CSI), bidi controls.
+    const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+    const bad = (s: string) => `${s}\u001b]0;owned\u0007\u001b[2J\u007f\u009b31m\u202egnp.exe\u2066x\u2069\u200f`;
+    const rule = bad('Terminal shell');
+    const event = JSON.stringify({
+      output: 'x', priority: 'Notice', rule, time: '2026-11-29T18:00:00Z', source: bad('syscall'), hostname: bad('node'),
+      output_fields: { 'proc.cmdline': bad('bash'), 'k8s.ns.name': 'dev' },
+    });
+    const dir = tempDir();
+    const yaml = `silences: { path: "${join(dir, 'silences.json')}" }
+outputs:
+  - { name: siem, type: file, path: "${join(dir, 'siem.jsonl')}" }
+  - { name: team, type: file, path: "${join(dir, 'team.jsonl')}", match: ['proc.cmdline="vim"'] }
+`;
+    const r = await router(yaml);
+    let id: string;
+    try {
+      id = await create(r, { ...SILENCE, matchers: [{ name: 'rule', value: rule }], comment: bad('why'), createdBy: bad('who'), outputs: ['siem'] });
+    } finally {
+      await r.stop();
+    }
+    const file = join(dir, 'config.yaml');
+    writeFileSync(file, yaml);
+    const [human, json] = await Promise.all([runCli(['route-test', '-c', file], {}, event), runCli(['route-test', '-c', file, '--json'], {}, event)]);
+    assert.equal(human.code, 0, human.stderr);
+    assert.equal(json.code, 0, json.stderr);
+    for (const [what, out] of [['human', human.stdout], ['json', json.stdout]]) {
+      const found = RAW.exec(out.replaceAll('\n', ''));
+      assert.equal(found, null, `${what}: U+${found?.[0].codePointAt(0)!.toString(16).padStart(4, '0')} printed raw`);
+    }
+    assert.match(human.stdout, new RegExp(`siem \\(file\\)\\s+not sent: silence ${id} `), 'the silence is shown');
+    assert.ok(human.stdout.includes('rule="Terminal shell\\u001b]0;owned\\u0007\\u001b[2J\\u007f\\u009b31m\\u202egnp.exe'), 'the matcher shows its escapes');
+    assert.match(human.stdout, /team \(file\)\s+not sent: match\[0\] proc\.cmdline="vim" does not hold \(proc\.cmdline is "bash\\u001b/);
+    // --json stays JSON, and the escapes read back as the very characters.
+    const j = JSON.parse(json.stdout) as { alert: Record<string, string>; outputs: Array<{ value?: string; silence?: { matchers: string[]; comment: string; createdBy: string } }> };
+    assert.deepEqual(j.alert, { rule, priority: 'Notice', source: bad('syscall'), hostname: bad('node') });
+    assert.deepEqual(j.outputs[0].silence && [j.outputs[0].silence.matchers, j.outputs[0].silence.comment, j.outputs[0].silence.createdBy], [[`rule="${rule}"`], bad('why'), bad('who')]);
+    assert.equal(j.outputs[1].value, bad('bash'));
+  });
+
   test('with the memory driver, reads silences.path when set, and says it cannot see them otherwise', async () => {
     const dir = tempDir();
     const path = join(dir, 'silences.json');
     const yaml = `silences: { path: "${path}" }\noutputs:\n  - { name: siem, type: file, path: "${join(dir, 'out.jsonl')}" }\n`;
-    const r = await startTestRouter(yaml);
+    const r = await router(yaml);
     let id: string;
     try {
       id = await create(r);

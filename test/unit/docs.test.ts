@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { outputTypes } from '../../outputs/index.ts';
 import { docFiles, referenceBlocks, regenerate } from '../../scripts/docs.ts';
+import { RESTART_KEYS } from '../../src/app.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -18,4 +19,12 @@ test('every output type has a docs page, and every generated table matches the s
     assert.equal(text, regenerate(text, blocks), `${file} differs from the schemas: run \`npm run docs\``);
   }
   assert.deepEqual([...blocks.keys()].filter((b) => !used.has(b)), [], 'every generated table appears in the docs');
+});
+
+test('docs/operations.md names every setting a reload cannot change', () => {
+  const text = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8');
+  const reloading = text.slice(text.indexOf('## Reloading the configuration'), text.indexOf('## Checking a configuration'));
+  const sentence = reloading.replace(/\s+/g, ' ').split(/\. /).find((x) => x.includes('need a restart')) ?? '';
+  const named = [...sentence.matchAll(/`([a-z]+)(\.\*)?`/g)].map((m) => m[1]);
+  assert.deepEqual(named.sort(), [...RESTART_KEYS].sort(), sentence);
 });

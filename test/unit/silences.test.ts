@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { MemorySilenceStore, parseSilenceRequest, SilenceError, type SilenceRequest } from '../../src/routing/silences.ts';
+import { MemorySilenceStore, parseSilenceRequest, SILENCE_LIMITS, SilenceError, type SilenceRequest } from '../../src/routing/silences.ts';
 import { Matcher } from '../../src/routing/matcher.ts';
 import { RoutingTable } from '../../src/routing/table.ts';
 import { decodeEvent } from '../../src/event/falco-event.ts';
@@ -271,6 +271,30 @@ describe('the memory store', () => {
     for (let i = 0; i < 1000; i++) await s.create(req({ matchers: [`rule="r${i}"`] }));
     await assert.rejects(s.create(req()), /already 1000 silences active or pending \(at most 1000\); expire some first/);
     await s.close();
+  });
+
+  test(`keeps at most ${SILENCE_LIMITS.kept} silences, expired included: a create beyond that removes those that ended first`, async () => {
+    const path = join(tempDir(), 'silences.json');
+    const clock = { t: T0 };
+    const n = SILENCE_LIMITS.kept;
+    // Ended in the last few hours, in shuffled order: old-0 ended first.
+    const ended = (i: number) => {
+      const at = new Date(T0 - (n - i) * 1000).toISOString();
+      return { id: `old-${i}`, matchers: ['rule="x"'], startsAt: at, endsAt: at, comment: 'c', createdBy: 'b', createdAt: at, updatedAt: at, silenced: {} };
+    };
+    const order = [...Array(n).keys()].sort((a, b) => ((a * 7919) % n) - ((b * 7919) % n));
+    writeFileSync(path, JSON.stringify({ silences: order.map(ended) }));
+    const s = store({ path, clock });
+    await s.start();
+    const first = await s.create(req());
+    const second = await s.create(req());
+    const ids = (await s.list()).map((v) => v.id);
+    assert.equal(ids.length, n);
+    assert.ok(!ids.includes('old-0') && !ids.includes('old-1'), 'the two that ended first are gone');
+    assert.ok(ids.includes('old-2') && ids.includes(first.id) && ids.includes(second.id));
+    assert.deepEqual(s.states(), { active: 2, pending: 0, expired: n - 2 });
+    await s.close();
+    assert.equal((JSON.parse(readFileSync(path, 'utf8')) as { silences: unknown[] }).silences.length, n, 'the file too');
   });
 
   test('with a path, keeps silences and counts in the file, written whole (temp file, then rename)', async () => {
