@@ -80,7 +80,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       debug: c.debug,
       enrich: c,
       routing: new RoutingTable(c.outputs, c.exclude),
-      token: readToken(c),
+      ...readTokens(c),
       testEndpoint: c.testendpoint,
     };
   };
@@ -152,7 +152,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
   );
 
   const reload: Router['reload'] = async (next) => {
-    const nextToken = readToken(next); // fails before anything changes when the token file is unreadable
+    const nextTokens = readTokens(next); // fails before anything changes when a token file is unreadable
     const restartNeeded = RESTART_KEYS.filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(next[k]));
     const before = new Map(workers.map((w) => [w.instance.name, w]));
     const wanted = new Map(next.outputs.map((o) => [o.name, o]));
@@ -176,7 +176,7 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       if (left > 0) logger.warn({ output: name, events: left }, `output ${name} removed with ${left} events still queued; they are delivered if it comes back under the same name`);
     }
     cfg = next;
-    live = { ...liveFrom(next), token: nextToken };
+    live = { ...liveFrom(next), ...nextTokens };
     return { added, removed, changed, restartNeeded: [...restartNeeded] };
   };
 
@@ -217,10 +217,10 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
   };
 }
 
-function readToken(cfg: RouterConfig): string {
-  if (cfg.auth.token) return cfg.auth.token;
-  if (!cfg.auth.tokenfile) return '';
-  return readFileSync(cfg.auth.tokenfile, 'utf8').trim();
+/** The two tokens (auth.token and auth.apitoken), each given inline or in a file. */
+function readTokens(cfg: RouterConfig): { token: string; apiToken: string } {
+  const read = (inline: string, file: string) => inline || (file ? readFileSync(file, 'utf8').trim() : '');
+  return { token: read(cfg.auth.token, cfg.auth.tokenfile), apiToken: read(cfg.auth.apitoken, cfg.auth.apitokenfile) };
 }
 
 function clientTls(cfg: RouterConfig): ClientTlsFiles {

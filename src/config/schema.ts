@@ -177,9 +177,16 @@ export const globalSchema = z.strictObject({
         .string()
         .default('')
         .describe(
-          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need `Authorization: Bearer <token>`, except over mutual TLS with a verified client certificate. The silence API always needs the token (a certificate is not enough) and is off without one. Never asked on /healthz, /ping, /ready, /metrics; /ready shows error texts only with it.',
+          'When set, POST /, the dead-letter API (and /test with testendpoint: token) need `Authorization: Bearer <token>`, except over mutual TLS with a verified client certificate. The silence API always needs a token (a certificate is not enough) and is off without this one or auth.apitoken. Never asked on /healthz, /ping, /ready, /metrics; /ready shows error texts only with it.',
         ),
       tokenfile: z.string().default('').describe('A file holding the token (a mounted Secret); read at start and on reload.'),
+      apitoken: z
+        .string()
+        .default('')
+        .describe(
+          "The operator's token, for when the senders and the operators should not share one (Falco without a client certificate cannot send a token, so auth.token would close POST / to it). When set, the silence API, the dead-letter API and /ready's error texts need `Authorization: Bearer <apitoken>` and nothing else; when empty they use auth.token as described there.",
+        ),
+      apitokenfile: z.string().default('').describe('A file holding auth.apitoken (a mounted Secret); read at start and on reload.'),
     })
     .prefault({}),
   testendpoint: z

@@ -29,6 +29,8 @@ export interface LiveSettings {
   routing: RoutingTable;
   /** Bearer token for non-Falco senders; '' for none. */
   token: string;
+  /** The operator's token (auth.apitoken); '' to use `token`. */
+  apiToken: string;
   testEndpoint: 'enabled' | 'disabled' | 'token';
 }
 
@@ -164,13 +166,26 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
     return text(reply.header('www-authenticate', 'Bearer'), 401, 'Unauthorized: send Authorization: Bearer <token> (auth.token) or a client certificate (tlsserver.mutualtls)\n');
   };
   /**
-   * A silence keeps alerts from the outputs, so the silence API is an operator's: only the token
-   * opens it. Without auth.token it is off, since anyone who reaches the port (the attacker's own
-   * pod) could otherwise silence every alert; a client certificate is not enough, since every
-   * Falco sensor holds one.
+   * The operator's API (dead letters, /ready's error texts): auth.apitoken alone when it is set,
+   * so that senders' credentials do not open it; otherwise as ingest.
+   */
+  const operatorAuthorized = (req: FastifyRequest): boolean => {
+    const api = deps.live().apiToken;
+    return api !== '' ? bearer(req, api) : authorized(req);
+  };
+  const operatorUnauthorized = (reply: FastifyReply) => {
+    if (deps.live().apiToken === '') return unauthorized(reply);
+    metrics.rejected.inc({ reason: 'unauthorized' });
+    return text(reply.header('www-authenticate', 'Bearer'), 401, 'Unauthorized: send Authorization: Bearer <token> (auth.apitoken)\n');
+  };
+  /**
+   * A silence keeps alerts from the outputs, so the silence API is an operator's: only a token
+   * opens it (auth.apitoken, or else auth.token). Without either it is off, since anyone who
+   * reaches the port (the attacker's own pod) could otherwise silence every alert; a client
+   * certificate is not enough, since every Falco sensor holds one.
    */
   const operator = (req: FastifyRequest): OperatorAccess => {
-    const token = deps.live().token;
+    const token = deps.live().apiToken || deps.live().token;
     if (token === '') return 'off';
     return bearer(req, token) ? 'ok' : 'denied';
   };
@@ -184,7 +199,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
   if (serves.has('/')) {
     app.route({ method: [...ALL_METHODS], url: '/', handler: ingestRoute });
     app.route({ method: [...ALL_METHODS], url: '/*', handler: ingestRoute });
-    registerDeadLetterApi(app, deps, authorized, unauthorized);
+    registerDeadLetterApi(app, deps, operatorAuthorized, operatorUnauthorized);
     if (deps.silences) registerSilenceApi(app, deps.silences, () => deps.live().routing.outputs.map((o) => o.name), operator, () => metrics.rejected.inc({ reason: 'unauthorized' }));
   }
   if (serves.has('/ping')) app.route({ method: [...ALL_METHODS], url: '/ping', handler: (_req, reply) => text(reply, 200, 'pong\n') });
@@ -216,7 +231,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
   }
   if (serves.has('/ready')) {
     app.get('/ready', async (req, reply) => {
-      const r = deps.readiness ? await deps.readiness(authorized(req)) : { ready: deps.queue.ready(), body: {} };
+      const r = deps.readiness ? await deps.readiness(operatorAuthorized(req)) : { ready: deps.queue.ready(), body: {} };
       return reply.code(r.ready ? 200 : 503).send(r.body);
     });
   }

@@ -1,18 +1,19 @@
 /**
  * /api/v1/silences, as Alertmanager's silence API: create (POST), list and read (GET), expire
- * (DELETE). JSON in and out; errors are `{"error": "…"}`. Every endpoint needs the bearer token
- * (auth.token), and is off without one: docs/routing.md#the-api.
+ * (DELETE). JSON in and out; errors are `{"error": "…"}`. Every endpoint needs the operator's
+ * bearer token (auth.apitoken, or else auth.token), and is off without one: docs/routing.md#the-api.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SILENCE_LIMITS, SilenceError, parseSilenceRequest, type SilenceStore } from '../routing/silences.ts';
 
 const BASE = '/api/v1/silences';
 
-/** `off`: no auth.token is configured; `denied`: the request does not carry it. */
+/** `off`: no token is configured; `denied`: the request does not carry it. */
 export type OperatorAccess = 'ok' | 'off' | 'denied';
 
-const OFF = 'the silence API is off: it needs a bearer token, since a silence keeps alerts from the outputs. Set auth.token (AUTH_TOKEN) or auth.tokenfile (AUTH_TOKENFILE), then send Authorization: Bearer <token>';
-const DENIED = 'send Authorization: Bearer <token> (auth.token); a client certificate alone does not open the silence API';
+const OFF =
+  "the silence API is off: it needs a bearer token, since a silence keeps alerts from the outputs. Set auth.apitoken (AUTH_APITOKEN, or a file in auth.apitokenfile): the operators' token, which leaves POST / open to Falco; or auth.token (AUTH_TOKEN), which POST / then needs too. Then send Authorization: Bearer <token>";
+const DENIED = 'send Authorization: Bearer <token> (auth.apitoken, or auth.token when auth.apitoken is not set); a client certificate alone does not open the silence API';
 
 export function registerSilenceApi(
   app: FastifyInstance,

@@ -50,17 +50,12 @@ interface Answer {
   headers: Headers;
 }
 
-// The silence API is off without auth.token: every router here has one, and sends it.
+// The silence API is off without a token: every router here has the operators' (auth.apitoken),
+// which leaves POST / open, as Falco without a client certificate needs.
 const TOKEN = 'operator-token-1234';
 const BEARER = { authorization: `Bearer ${TOKEN}` };
 
-/** A router with auth.token; its post() sends the token (ingest needs it too then). */
-async function router(yaml: string): Promise<TestRouter> {
-  const r = await startTestRouter(`auth: { token: ${TOKEN} }\n${yaml}`);
-  const post = r.post.bind(r);
-  r.post = (body, init = {}) => post(body, { ...init, headers: { ...BEARER, ...init.headers } });
-  return r;
-}
+const router = (yaml: string): Promise<TestRouter> => startTestRouter(`auth: { apitoken: ${TOKEN} }\n${yaml}`);
 
 /** A request to the router; with the token unless `headers` is given. */
 async function api(r: { url: string }, method: string, path: string, body?: unknown, headers: Record<string, string> = BEARER): Promise<Answer> {
@@ -224,7 +219,7 @@ describe('access', () => {
       ] as const) {
         const res = await api(r, method, path, body, {});
         assert.equal(res.status, 403, `${method} ${path}`);
-        assert.match(res.json.error, /^the silence API is off: .*Set auth\.token \(AUTH_TOKEN\) or auth\.tokenfile \(AUTH_TOKENFILE\)/, `${method} ${path}`);
+        assert.match(res.json.error, /^the silence API is off: .*Set auth\.apitoken \(AUTH_APITOKEN, or a file in auth\.apitokenfile\).*or auth\.token \(AUTH_TOKEN\)/, `${method} ${path}`);
       }
       assert.deepEqual(await r.silences.list(), []);
       assert.equal((await r.post(shell(1))).status, 200, 'alerts are still taken without a token');
@@ -233,8 +228,8 @@ describe('access', () => {
     }
   });
 
-  test('with auth.token every endpoint needs it: 401 without it or with another, and a refused DELETE changes nothing', async () => {
-    const r = await router('');
+  test('with auth.apitoken every endpoint needs it: 401 without it, with another, or with auth.token; a refused DELETE changes nothing; POST / stays open', async () => {
+    const r = await startTestRouter(`auth: { apitoken: ${TOKEN}, token: ingest-token-5678 }\n`);
     try {
       assert.equal((await api(r, 'POST', '/api/v1/silences', SILENCE, {})).status, 401);
       assert.equal((await api(r, 'GET', '/api/v1/silences', undefined, {})).status, 401);
@@ -242,14 +237,54 @@ describe('access', () => {
       const wrong = await api(r, 'POST', '/api/v1/silences', SILENCE, { authorization: 'Bearer wrong' });
       assert.equal(wrong.status, 401);
       assert.equal(wrong.headers.get('www-authenticate'), 'Bearer');
-      assert.match(wrong.json.error, /^send Authorization: Bearer <token> \(auth\.token\)/);
+      assert.match(wrong.json.error, /^send Authorization: Bearer <token> \(auth\.apitoken, or auth\.token when auth\.apitoken is not set\)/);
       assert.ok(!JSON.stringify(wrong.json).includes(TOKEN), 'the token is not in the answer');
+      assert.equal((await api(r, 'GET', '/api/v1/silences', undefined, { authorization: 'Bearer ingest-token-5678' })).status, 401, "the senders' token does not open it");
       const id = await create(r);
       assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`, undefined, {})).status, 401);
       assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`, undefined, {})).status, 401);
       assert.equal((await api(r, 'GET', `/api/v1/silences/${id}`)).json.status.state, 'active', 'the refused DELETE changed nothing');
       assert.equal((await api(r, 'DELETE', `/api/v1/silences/${id}`)).status, 200);
-      assert.equal(await r.metric('falco_router_events_rejected_total', { reason: 'unauthorized' }), 6);
+      assert.equal(await r.metric('falco_router_events_rejected_total', { reason: 'unauthorized' }), 7);
+    } finally {
+      await r.stop();
+    }
+    const open = await router('');
+    try {
+      assert.equal((await open.post(shell(1))).status, 200, 'with only auth.apitoken, Falco posts without a token');
+    } finally {
+      await open.stop();
+    }
+  });
+
+  test('without auth.apitoken, auth.token opens the silence API (and POST / then needs it too)', async () => {
+    const r = await startTestRouter(`auth: { token: ${TOKEN} }\n`);
+    try {
+      assert.equal((await api(r, 'GET', '/api/v1/silences', undefined, {})).status, 401);
+      assert.equal((await api(r, 'GET', '/api/v1/silences')).status, 200);
+      await create(r);
+      assert.equal((await r.post(shell(1))).status, 401);
+      assert.equal((await r.post(shell(1), { headers: BEARER })).status, 200);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test('with auth.apitoken, the dead-letter API and the error texts of /ready need it, and auth.token or a missing token do not open them', async () => {
+    const r = await startTestRouter(`auth: { apitoken: ${TOKEN}, token: ingest-token-5678 }\noutputs:\n  - { name: hook, type: webhook, address: "http://127.0.0.1:9/x" }\n`);
+    try {
+      for (const headers of [{}, { authorization: 'Bearer ingest-token-5678' }] as Array<Record<string, string>>) {
+        const res = await api(r, 'GET', '/api/v1/deadletters', undefined, headers);
+        assert.equal(res.status, 401);
+        assert.match(String(res.json), /auth\.apitoken/);
+      }
+      assert.equal((await api(r, 'GET', '/api/v1/deadletters')).status, 200);
+      assert.equal((await r.post(shell(1), { headers: { authorization: 'Bearer ingest-token-5678' } })).status, 200);
+      const hook = async (headers: Record<string, string>) =>
+        ((await (await fetch(`${r.url}/ready`, { headers })).json()) as { outputs: Array<{ name: string; lastError?: { message?: string } }> }).outputs.find((o) => o.name === 'hook')!;
+      await waitFor(async () => (await hook(BEARER)).lastError?.message !== undefined, 10_000, 'the delivery error');
+      assert.equal((await hook({ authorization: 'Bearer ingest-token-5678' })).lastError?.message, undefined, "the senders' token does not show error texts");
+      assert.match((await hook(BEARER)).lastError!.message!, /ECONNREFUSED/);
     } finally {
       await r.stop();
     }
@@ -464,7 +499,7 @@ describe('Redis driver', () => {
   test('a silence survives a router killed with SIGKILL: the first alert after the restart is silenced', { timeout: 60_000 }, async () => {
     const sink = await startHttpSink();
     const file = join(tempDir(), 'config.yaml');
-    writeFileSync(file, `auth: { token: ${TOKEN} }\n${redisQueue(`kill-${randomUUID().slice(0, 8)}`)}\noutputs:\n${webhooks(sink, ['slack-dev', 'archive'])}\n`);
+    writeFileSync(file, `auth: { apitoken: ${TOKEN} }\n${redisQueue(`kill-${randomUUID().slice(0, 8)}`)}\noutputs:\n${webhooks(sink, ['slack-dev', 'archive'])}\n`);
     const first = await spawnRouter(file);
     let id: string;
     try {
