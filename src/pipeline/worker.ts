@@ -526,7 +526,10 @@ export class DeliveryWorker {
     const why = error.retryable ? `${error.message} (gave up after ${Math.max(...items.map((i) => i.attempts))} attempts)` : error.message;
     const failedAt = new Date(this.#clock.now()).toISOString();
     await this.#queue.deadLetter(items.map((i) => ({ output: name, event: i.event.json, reason: why, attempts: i.attempts, failedAt })));
-    this.#observer.deadLettered?.(name, type, items.length, error.reason);
+    // A window's summary is kept as a dead letter (to be seen and requeued) but not counted as a
+    // dead-lettered alert: the alerts it stands for were counted as filtered when held back.
+    const alerts = items.filter((i) => !i.group).length;
+    if (alerts > 0) this.#observer.deadLettered?.(name, type, alerts, error.reason);
     this.#logger.error({ output: name, type, reason: error.reason, events: items.length, summary, ...ids(items) }, `dead-lettered: ${why}`);
     for (const it of items) it.run.settle(it);
   }

@@ -12,7 +12,7 @@ import { Pacer } from '../../src/pipeline/pacer.ts';
 import { attempt } from '../../src/pipeline/attempt.ts';
 import { backoffDelay } from '../../src/pipeline/clock.ts';
 import { Redactor } from '../../src/pipeline/redact.ts';
-import { DeliveryWorker } from '../../src/pipeline/worker.ts';
+import { DeliveryWorker, type DeliveryObserver } from '../../src/pipeline/worker.ts';
 import { MemoryQueue } from '../../src/queue/memory.ts';
 import { GroupCommit } from '../../src/ingest/group-commit.ts';
 import { HandBack, OutputError } from '../../src/errors.ts';
@@ -488,21 +488,34 @@ describe('dedup and throttle', () => {
       hostname: 'node-1',
     }).replace(/"test\.n":\d+/, (m) => m);
 
-  function run(output: Output, noise: Pick<OutputInstance, 'dedup' | 'throttle'>) {
+  function run(output: Output, noise: Pick<OutputInstance, 'dedup' | 'throttle'>, delivery: Partial<OutputInstance['delivery']> = {}) {
     const clock = new FakeClock();
     const queue = new MemoryQueue(10_000, clock);
     const filtered: Array<[string, number]> = [];
-    const w = new DeliveryWorker({
-      instance: { name: 'out', type: 'test', origin: 'o', minimumpriority: 0, settings: {}, ...noise, delivery: { attempts: 3, initialdelay: 100, maxdelay: 1000, timeout: 5000, concurrency: 1, maxbatch: 1, linger: 0, ratelimit: 0, summarizeabove: 0 } },
-      output,
-      queue,
-      logger: createLogger('silent'),
-      clock,
-      observer: { filtered: (_o, reason, n) => filtered.push([reason, n]) },
-    });
+    /** What the metrics would say: alerts delivered, filtered (held back) and dead-lettered. */
+    const counts = { delivered: 0, filtered: 0, deadLettered: 0 };
+    const observer: DeliveryObserver = {
+      filtered: (_o, reason, n) => {
+        filtered.push([reason, n]);
+        counts.filtered += n;
+      },
+      delivered: (_o, _t, n) => void (counts.delivered += n),
+      deadLettered: (_o, _t, n) => void (counts.deadLettered += n),
+    };
+    const instance: OutputInstance = {
+      name: 'out',
+      type: 'test',
+      origin: 'o',
+      minimumpriority: 0,
+      settings: {},
+      ...noise,
+      delivery: { attempts: 3, initialdelay: 100, maxdelay: 1000, timeout: 5000, concurrency: 1, maxbatch: 1, linger: 0, ratelimit: 0, summarizeabove: 0, ...delivery },
+    };
+    const worker = () => new DeliveryWorker({ instance, output, queue, logger: createLogger('silent'), clock, observer });
+    const w = worker();
     w.start();
     const post = (...jsons: string[]) => queue.enqueue(new Map([['out', jsons]]), clock.now());
-    return { clock, queue, w, filtered, post };
+    return { clock, queue, w, filtered, counts, post, worker };
   }
 
   test('dedup: alerts that differ only in times and process ids are sent once per window; then one follow-up says how many more came', async () => {
@@ -577,6 +590,24 @@ describe('dedup and throttle', () => {
     await clock.advance(1000);
     assert.deepEqual(sent, [1, 1], 'a repeat of the first alert is sent again (at-least-once), not held back');
     assert.equal(await queue.depth('out'), 0);
+  });
+
+  test('a summary the output refuses is dead-lettered but not counted again: delivered + filtered + dead-lettered adds up to routed', async () => {
+    const refused = new OutputError('refused', { reason: 'clientError', retryable: false });
+    const { clock, queue, counts, post } = run(
+      {
+        async send(batch, ctx) {
+          ctx.failed(batch.filter((e) => e.event.rule === 'Falco router summary'), refused);
+        },
+      },
+      { dedup: { window: 60_000 } },
+    );
+    // Five identical alerts (each call gives a new uuid).
+    for (let i = 0; i < 5; i++) await post(alertJson(0));
+    await clock.advance(61_000);
+    assert.deepEqual(counts, { delivered: 1, filtered: 4, deadLettered: 0 }, 'the 4 held back are counted once, as filtered');
+    const [dl] = await queue.listDeadLetters('out');
+    assert.match(dl.event, /"summary\.count":4/, 'the summary is kept as a dead letter, to be seen and requeued');
   });
 
   test('a graceful stop (memory queue) closes the open windows: what they held back is summarised, not lost', async () => {
