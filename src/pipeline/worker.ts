@@ -480,16 +480,24 @@ export class DeliveryWorker {
 
   /**
    * A summary of a lane batch: flood-control alerts grouped by rule, and window summaries. To
-   * Slack-like outputs as one message; to the others as one alert per group. All or nothing.
+   * Slack-like outputs as one message, all or nothing. To the others as one alert per group, each
+   * with its own outcome: what send() reports for a group's alert is reported for the items the
+   * group stands for, so a retry resends only the groups that did not go out (the webhook output
+   * makes one call per group; all or nothing would resend the first groups when a later one fails).
    */
   async #sendSummary(items: readonly Item[], ctx: SendContext): Promise<void> {
     const backlog = items.filter((it) => !it.group);
     const groups = [...backlogGroups(backlog.map((it) => it.event.event)), ...items.flatMap((it) => (it.group ? [it.group] : []))];
     if (this.output.sendSummary) return this.output.sendSummary(groups, ctx);
-    const events = groups.map((g) => new StoredEvent(serializeEvent(summaryEvent(g))));
-    let failure: OutputError | undefined;
-    await this.output.send(events, { ...ctx, delivered: () => {}, failed: (_events, err) => (failure ??= err) });
-    if (failure) throw failure;
+    const standsFor = new Map<StoredEvent, StoredEvent[]>();
+    for (const g of groups.filter((g) => g.reason === 'backlog')) {
+      const rule = g.key[0][1];
+      standsFor.set(new StoredEvent(serializeEvent(summaryEvent(g))), backlog.filter((it) => it.event.event.rule === rule).map((it) => it.event));
+    }
+    // A window summary's item is already its group as an alert (the same uuid on every retry).
+    for (const it of items) if (it.group) standsFor.set(it.event, [it.event]);
+    const of = (events: readonly StoredEvent[]) => events.flatMap((e) => standsFor.get(e) ?? []);
+    await this.output.send([...standsFor.keys()], { ...ctx, delivered: (events) => ctx.delivered(of(events)), failed: (events, err) => ctx.failed(of(events), err) });
   }
 
   #succeeded(items: Item[], summary: boolean): void {

@@ -404,6 +404,32 @@ describe('worker', () => {
     assert.deepEqual(sent, [7, 8, 9]);
   });
 
+  test('an output without a summary format gets a summary\'s groups one by one; a retry resends only the groups that did not go out', async () => {
+    const sent: string[] = [];
+    let failOnce = true;
+    const { clock, queue } = start(
+      {
+        // As the webhook output: one call per alert, each reported as it goes out.
+        async send(batch, ctx) {
+          for (const e of batch) {
+            const rule = String(e.event.output_fields['summary.key.rule'] ?? e.event.rule);
+            if (rule === 'B' && failOnce) {
+              failOnce = false;
+              throw new OutputError('busy', { reason: 'serverError', retryable: true });
+            }
+            sent.push(rule);
+            ctx.delivered([e]);
+          }
+        },
+      },
+      { summarizeabove: 2, maxbatch: 1 },
+    );
+    // Six alerts at once: the four oldest (two rules) go into one summary of two groups.
+    await queue.enqueue(new Map([['out', ['A', 'A', 'B', 'B', 'C', 'C'].map((rule, i) => falcoEvent(i, 'Warning', rule).replace('{', `{"uuid":"${randomUUID()}",`))]]), clock.now());
+    await clock.advance(5000);
+    assert.deepEqual(sent, ['A', 'B', 'C', 'C'], 'group A went out once, B after its retry');
+  });
+
   test('records progress about once a second while a long job is delivered, so a crash repeats at most that second', async () => {
     const sent: number[] = [];
     const { clock, queue, enqueue } = start(
