@@ -321,7 +321,8 @@ export class DeliveryWorker {
   /**
    * Dedup, then throttle: counts each alert in its key's window and settles those held back (they
    * count as filtered and go into the window's summary). A window that starts holding back gets its
-   * close job first, so a crash in between cannot lose the held-back count.
+   * close job first, so a crash in between cannot lose the held-back count. An alert whose job runs
+   * again (handed back, or after a crash) is counted in its window once, and so as filtered once.
    */
   async #holdBack(items: Item[]): Promise<Item[]> {
     const { name, type } = this.instance;
@@ -334,10 +335,9 @@ export class DeliveryWorker {
       for (const [i, c] of counts.entries()) if (c.needsClose) toClose.set(`${hits[i].hash}|${c.start}`, { ref: { kind: stage.kind, hash: hits[i].hash, start: c.start }, end: c.end });
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
       const held = pass.filter((_, i) => counts[i].n > hits[i].limit);
-      if (held.length > 0) {
-        this.#observer.filtered?.(name, stage.kind, held.length);
-        for (const it of held) it.run.settle(it);
-      }
+      const heldNow = counts.filter((c, i) => c.n > hits[i].limit && c.counted).length;
+      if (heldNow > 0) this.#observer.filtered?.(name, stage.kind, heldNow);
+      for (const it of held) it.run.settle(it);
       pass = pass.filter((_, i) => counts[i].n <= hits[i].limit);
     }
     return pass;

@@ -33,6 +33,7 @@ export class MemoryWindows {
         this.#windows.set(id, w);
       }
       let n = w.uuids.get(h.uuid);
+      const counted = n === undefined;
       if (n === undefined) {
         n = ++w.n;
         w.uuids.set(h.uuid, n);
@@ -47,7 +48,7 @@ export class MemoryWindows {
           this.#closing.set(`${id}|${w.start}`, w);
         }
       }
-      return { n, start: w.start, end: w.end, needsClose: n > h.limit && !w.closeScheduled };
+      return { n, counted, start: w.start, end: w.end, needsClose: n > h.limit && !w.closeScheduled };
     });
   }
 

@@ -31,6 +31,7 @@ for i = 3, #ARGV, ${HIT_FIELDS} do
   end
   local agg = win .. ':' .. start
   local n = tonumber(redis.call('HGET', agg, 'u:' .. uuid))
+  local counted = not n
   if not n then
     n = redis.call('HINCRBY', win, 'n', 1)
     redis.call('HSET', agg, 'u:' .. uuid, n)
@@ -56,6 +57,7 @@ for i = 3, #ARGV, ${HIT_FIELDS} do
   table.insert(out, start)
   table.insert(out, wend)
   table.insert(out, (n > limit and closer ~= '1') and 1 or 0)
+  table.insert(out, counted and 1 or 0)
 end
 return out`;
 
@@ -79,7 +81,7 @@ export class RedisWindows {
   async count(output: string, hits: readonly WindowHit[], now: number): Promise<WindowCount[]> {
     const args = hits.flatMap((h) => [h.kind, h.hash, h.windowMs, h.limit, h.uuid, h.priority, h.hostname, h.pod, h.rule, h.timeMs, h.time, h.key]);
     const out = (await this.conn.eval(COUNT, 0, this.#base(output), now, ...args)) as number[];
-    return hits.map((_, i) => ({ n: out[4 * i], start: out[4 * i + 1], end: out[4 * i + 2], needsClose: out[4 * i + 3] === 1 }));
+    return hits.map((_, i) => ({ n: out[5 * i], start: out[5 * i + 1], end: out[5 * i + 2], needsClose: out[5 * i + 3] === 1, counted: out[5 * i + 4] === 1 }));
   }
 
   async scheduled(output: string, ref: WindowRef): Promise<void> {

@@ -54,6 +54,8 @@ export interface WindowHit {
 export interface WindowCount {
   /** The alert's number in its window: held back when above the hit's limit. */
   n: number;
+  /** Counted now; false when its uuid was already counted in this window (its job ran before). */
+  counted: boolean;
   start: number;
   end: number;
   /** The window's close is not known to be scheduled yet. */

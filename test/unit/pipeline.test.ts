@@ -636,6 +636,43 @@ describe('dedup and throttle', () => {
     assert.match(dl.event, /"summary\.count":4/, 'the summary is kept as a dead letter, to be seen and requeued');
   });
 
+  test('an alert held back is counted as filtered once, though its job is handed back and run again (a reload)', async () => {
+    let down = true;
+    const output: Output = {
+      async send(batch, ctx) {
+        if (down) ctx.failed(batch, new OutputError('busy', { reason: 'serverError', retryable: true }));
+      },
+    };
+    const { clock, w, counts, post, worker } = run(output, { dedup: { window: 60_000 } });
+    // One job of two identical alerts: the first is sent (and retried), the second held back.
+    await post(alertJson(0), alertJson(0));
+    await clock.advance(0);
+    assert.equal(counts.filtered, 1);
+    const stopped = w.stop(5000, { drain: false });
+    await clock.advance(0);
+    await stopped;
+    down = false;
+    worker().start();
+    await clock.advance(1000);
+    assert.deepEqual(counts, { delivered: 1, filtered: 1, deadLettered: 0 }, '2 routed: 1 delivered + 1 held back');
+  });
+
+  test('an alert dedup held back is counted once when throttle cannot count and the job goes back', async () => {
+    const { clock, queue, counts, post } = run({ send: async () => {} }, { dedup: { window: 60_000 }, throttle: { window: 60_000, max: 10 } });
+    const count = queue.countInWindows.bind(queue);
+    let redisAway = true;
+    queue.countInWindows = async (...args: Parameters<typeof count>) => {
+      if (args[1][0]?.kind === 'throttle' && redisAway) {
+        redisAway = false;
+        throw new Error('Redis is away');
+      }
+      return count(...args);
+    };
+    await post(alertJson(0), alertJson(0), alertJson(1));
+    await clock.advance(1000);
+    assert.deepEqual(counts, { delivered: 2, filtered: 1, deadLettered: 0 }, '3 routed: 2 delivered + 1 held back');
+  });
+
   test('a graceful stop (memory queue) closes the open windows: what they held back is summarised, not lost', async () => {
     const summaries: SummaryGroup[][] = [];
     const { clock, w, post } = run({ send: async () => {}, sendSummary: async (g) => void summaries.push([...g]) }, { throttle: { window: 3_600_000, max: 1 } });
