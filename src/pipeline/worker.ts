@@ -328,9 +328,8 @@ export class DeliveryWorker {
     const { name, type } = this.instance;
     let pass = items;
     for (const stage of this.#noise) {
-      const now = this.#clock.now();
       const hits = pass.map((it) => windowHit(stage, it.event.event));
-      const counts = await this.#queue.countInWindows(name, hits, now);
+      const counts = await this.#queue.countInWindows(name, hits);
       const toClose = new Map<string, { ref: WindowRef; end: number }>();
       for (const [i, c] of counts.entries()) if (c.needsClose) toClose.set(`${hits[i].hash}|${c.start}`, { ref: { kind: stage.kind, hash: hits[i].hash, start: c.start }, end: c.end });
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
@@ -343,11 +342,17 @@ export class DeliveryWorker {
     return pass;
   }
 
-  /** A dedup or throttle window ended: its summary goes out through the summary lane, then the window is dropped. */
+  /**
+   * A dedup or throttle window ended: the queue ends it and takes what it held back in one step (an
+   * alert counted after that opens a new window, with its own close job), the summary goes out
+   * through the summary lane, and only then is what was taken dropped. A close job that crashes or
+   * is handed back in between runs again and takes the same count: the summary may be sent twice,
+   * the held-back count is never lost.
+   */
   async #closeWindow(job: QueueJob): Promise<void> {
     const ref = job.close!;
     const { name } = this.instance;
-    const agg = await this.#queue.readWindow(name, ref);
+    const agg = await this.#queue.closeWindow(name, ref);
     if (!agg) return;
     const group: SummaryGroup = {
       reason: ref.kind,

@@ -3,7 +3,8 @@
  * script in redis-windows.ts: a window opens at its key's first alert and lasts windowMs; each
  * alert gets its number in the window (counted once per uuid); what is over the limit is held back
  * and summed up for the window's summary. A window that held nothing is forgotten once over; one
- * that held something is dropped by its close job.
+ * that held something is ended and taken by its close job (take), and forgotten once its summary
+ * went out (drop).
  */
 import { MAX_LISTED } from '../pipeline/summary.ts';
 import type { WindowAggregate, WindowCount, WindowHit, WindowRef } from './types.ts';
@@ -29,7 +30,10 @@ export class MemoryWindows {
       const id = `${output}|${h.kind}|${h.hash}`;
       let w = this.#windows.get(id);
       if (!w || w.end <= now) {
-        w = { start: now, end: now + h.windowMs, n: 0, closeScheduled: false, uuids: new Map() };
+        // A window taken in this same millisecond keeps its start (its close job's ref): the next one starts after.
+        let start = now;
+        while (this.#closing.has(`${id}|${start}`)) start++;
+        w = { start, end: start + h.windowMs, n: 0, closeScheduled: false, uuids: new Map() };
         this.#windows.set(id, w);
       }
       let n = w.uuids.get(h.uuid);
@@ -57,7 +61,10 @@ export class MemoryWindows {
     if (w) w.closeScheduled = true;
   }
 
-  read(output: string, ref: WindowRef): WindowAggregate | undefined {
+  /** Ends the window if it is still open (later alerts open a new one) and returns what it held back, until drop. */
+  take(output: string, ref: WindowRef): WindowAggregate | undefined {
+    const id = `${output}|${ref.kind}|${ref.hash}`;
+    if (this.#windows.get(id)?.start === ref.start) this.#windows.delete(id);
     const a = this.#closing.get(key(output, ref))?.agg;
     if (!a) return undefined;
     const { firstMs: _f, lastMs: _l, ...agg } = a;

@@ -74,8 +74,8 @@ export class MemoryQueue implements QueueDriver {
     q.wakers.shift()?.();
   }
 
-  countInWindows(output: string, hits: readonly WindowHit[], now: number) {
-    return Promise.resolve(this.#windows.count(output, hits, now));
+  countInWindows(output: string, hits: readonly WindowHit[]) {
+    return Promise.resolve(this.#windows.count(output, hits, this.clock.now()));
   }
 
   async scheduleClose(output: string, ref: WindowRef, at: number): Promise<void> {
@@ -98,8 +98,8 @@ export class MemoryQueue implements QueueDriver {
     q.wakers.shift()?.();
   }
 
-  async readWindow(output: string, ref: WindowRef) {
-    return this.#windows.read(output, ref);
+  async closeWindow(output: string, ref: WindowRef) {
+    return this.#windows.take(output, ref);
   }
 
   async dropWindow(output: string, ref: WindowRef): Promise<void> {

@@ -6,7 +6,11 @@
  *   …:<start>          that window's alerts: u:<uuid> → its number (so a job repeated after a crash
  *                      counts its alerts once), and what was held back: held, p:<priority>, first,
  *                      last, key; with the sets …:h (hostnames), …:p (pods), …:r (rules)
- * A window that held nothing expires; one that held something is dropped by its close job.
+ *   …:<start>:taken    the same, renamed by the window's close job (with …:taken:h, :p, :r)
+ * A window that held nothing expires; one that held something is taken by its close job and
+ * deleted once its summary went out. Windows are decided on Redis's clock (TIME), not the
+ * caller's: replicas' clocks differ, and a `now` taken before a slow round trip could count an
+ * alert into a window another replica has already closed.
  */
 import type { Redis } from 'ioredis';
 import { MAX_LISTED } from '../pipeline/summary.ts';
@@ -17,14 +21,18 @@ const KEEP_MS = 86_400_000;
 const HIT_FIELDS = 12;
 
 const COUNT = `
-local base, now, out = ARGV[1], tonumber(ARGV[2]), {}
-for i = 3, #ARGV, ${HIT_FIELDS} do
+local t = redis.call('TIME')
+local base, now, out = ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), {}
+for i = 2, #ARGV, ${HIT_FIELDS} do
   local kind, hash, wms, limit, uuid = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), ARGV[i+4]
   local win = base .. ':' .. kind .. ':' .. hash
   local w = redis.call('HMGET', win, 'start', 'end', 'closer')
   local start, wend, closer = tonumber(w[1]), tonumber(w[2]), w[3]
   if not wend or wend <= now then
-    start, wend, closer = now, now + wms, '0'
+    -- A window closed in this same millisecond keeps its start (its close job's ref): the next one starts after.
+    start = now
+    while redis.call('EXISTS', win .. ':' .. start, win .. ':' .. start .. ':taken') > 0 do start = start + 1 end
+    wend, closer = start + wms, '0'
     redis.call('DEL', win)
     redis.call('HSET', win, 'start', start, 'end', wend, 'n', 0, 'closer', 0)
     redis.call('PEXPIRE', win, wms + 60000)
@@ -64,6 +72,20 @@ return out`;
 /** Marks a window's close as scheduled, if that window is still the one open. */
 const SCHEDULED = "if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then redis.call('HSET', KEYS[1], 'closer', 1) end return 0";
 
+/**
+ * The close job's one step. KEYS: the window, its aggregate (…:<start>), the aggregate's taken
+ * name; ARGV: the window's start. Ends the window if it is still the one open, so an alert counted
+ * after this opens a new window (and schedules its own close) instead of adding to a count nobody
+ * will read; renames the aggregate to the taken name, which only this window's close job reads.
+ * On a repeat of the job the aggregate is already taken, and the same count is returned again.
+ */
+const TAKE = `
+if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+for _, s in ipairs({'', ':h', ':p', ':r'}) do
+  if redis.call('EXISTS', KEYS[2] .. s) == 1 then redis.call('RENAME', KEYS[2] .. s, KEYS[3] .. s) end
+end
+return {redis.call('HGETALL', KEYS[3]), redis.call('SMEMBERS', KEYS[3] .. ':h'), redis.call('SMEMBERS', KEYS[3] .. ':p'), redis.call('SMEMBERS', KEYS[3] .. ':r')}`;
+
 export class RedisWindows {
   constructor(
     private readonly conn: Redis,
@@ -78,9 +100,9 @@ export class RedisWindows {
     return `${this.#base(output)}:${ref.kind}:${ref.hash}:${ref.start}`;
   }
 
-  async count(output: string, hits: readonly WindowHit[], now: number): Promise<WindowCount[]> {
+  async count(output: string, hits: readonly WindowHit[]): Promise<WindowCount[]> {
     const args = hits.flatMap((h) => [h.kind, h.hash, h.windowMs, h.limit, h.uuid, h.priority, h.hostname, h.pod, h.rule, h.timeMs, h.time, h.key]);
-    const out = (await this.conn.eval(COUNT, 0, this.#base(output), now, ...args)) as number[];
+    const out = (await this.conn.eval(COUNT, 0, this.#base(output), ...args)) as number[];
     return hits.map((_, i) => ({ n: out[5 * i], start: out[5 * i + 1], end: out[5 * i + 2], needsClose: out[5 * i + 3] === 1, counted: out[5 * i + 4] === 1 }));
   }
 
@@ -88,16 +110,11 @@ export class RedisWindows {
     await this.conn.eval(SCHEDULED, 1, `${this.#base(output)}:${ref.kind}:${ref.hash}`, ref.start);
   }
 
-  async read(output: string, ref: WindowRef): Promise<WindowAggregate | undefined> {
+  async take(output: string, ref: WindowRef): Promise<WindowAggregate | undefined> {
     const agg = this.#agg(output, ref);
-    const [[, h], [, hosts], [, pods], [, rules]] = (await this.conn
-      .multi()
-      .hgetall(agg)
-      .smembers(`${agg}:h`)
-      .smembers(`${agg}:p`)
-      .smembers(`${agg}:r`)
-      .exec()) as Array<[unknown, unknown]>;
-    const hash = h as Record<string, string>;
+    const [flat, hosts, pods, rules] = (await this.conn.eval(TAKE, 3, `${this.#base(output)}:${ref.kind}:${ref.hash}`, agg, `${agg}:taken`, ref.start)) as string[][];
+    const hash: Record<string, string> = {};
+    for (let i = 0; i < flat.length; i += 2) hash[flat[i]] = flat[i + 1];
     if (!(Number(hash.held) > 0)) return undefined;
     const byPriority: Record<string, number> = {};
     for (const [k, v] of Object.entries(hash)) if (k.startsWith('p:')) byPriority[k.slice(2)] = Number(v);
@@ -106,9 +123,9 @@ export class RedisWindows {
       end: Number(hash.end),
       key: JSON.parse(hash.key) as Array<[string, string]>,
       byPriority,
-      hostnames: (hosts as string[]).sort(),
-      pods: (pods as string[]).sort(),
-      rules: (rules as string[]).sort(),
+      hostnames: hosts.sort(),
+      pods: pods.sort(),
+      rules: rules.sort(),
       first: hash.first,
       last: hash.last,
     };
@@ -121,7 +138,7 @@ export class RedisWindows {
   }
 
   async drop(output: string, ref: WindowRef): Promise<void> {
-    const agg = this.#agg(output, ref);
-    await this.conn.del(agg, `${agg}:h`, `${agg}:p`, `${agg}:r`);
+    const taken = `${this.#agg(output, ref)}:taken`;
+    await this.conn.del(taken, `${taken}:h`, `${taken}:p`, `${taken}:r`);
   }
 }
