@@ -331,7 +331,7 @@ export class DeliveryWorker {
       const hits = pass.map((it) => windowHit(stage, it.event.event));
       const counts = await this.#queue.countInWindows(name, hits);
       const toClose = new Map<string, { ref: WindowRef; end: number }>();
-      for (const [i, c] of counts.entries()) if (c.needsClose) toClose.set(`${hits[i].hash}|${c.start}`, { ref: { kind: stage.kind, hash: hits[i].hash, start: c.start }, end: c.end });
+      for (const c of counts) if (c.needsClose) toClose.set(`${c.hash}|${c.start}`, { ref: { kind: stage.kind, hash: c.hash, start: c.start }, end: c.end });
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
       const held = pass.filter((_, i) => counts[i].n > hits[i].limit);
       const heldNow = counts.filter((c, i) => c.n > hits[i].limit && c.counted).length;

@@ -56,6 +56,8 @@ export interface WindowCount {
   n: number;
   /** Counted now; false when its uuid was already counted in this window (its job ran before). */
   counted: boolean;
+  /** The window's key: the hit's, or OVERFLOW_HASH when its output had too many windows open (MAX_OPEN_WINDOWS). */
+  hash: string;
   start: number;
   end: number;
   /** The window's close is not known to be scheduled yet. */

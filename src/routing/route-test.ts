@@ -13,6 +13,7 @@ import { fieldText } from './matcher.ts';
 import type { ExcludeEntry } from './exclude.ts';
 import { RoutingTable, type OutputVerdict } from './table.ts';
 import { noiseStages, windowHit } from '../pipeline/noise.ts';
+import { OVERFLOW_KEY } from '../pipeline/summary.ts';
 import { RedisWindows } from '../queue/redis-windows.ts';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -62,6 +63,8 @@ interface NoiseShown {
   /** With Redis: alerts counted in this alert's window so far, and when it ends (absent: no window open). */
   counted?: number;
   until?: string;
+  /** Set when that window is the overflow window (the output has too many keys with a window open). */
+  overflow?: true;
   /** Whether this alert would be held back; unknown with the memory driver (its windows are in the router's process). */
   heldBack?: boolean;
 }
@@ -166,6 +169,7 @@ async function addNoise(outputs: OutputShown[], cfg: RouterConfig, ev: FalcoEven
       if (windows) {
         n.counted = open?.n ?? 0;
         if (open) n.until = new Date(open.end).toISOString();
+        if (open?.overflow) n.overflow = true;
         n.heldBack = (open?.n ?? 0) + 1 > stage.limit;
       }
       shown.noise.push(n);
@@ -213,7 +217,8 @@ function reasonText(o: OutputShown, ev: FalcoEvent): string {
 function noiseText(n: NoiseShown): string {
   const what = `${n.kind} (${n.max} per key per ${n.window})`;
   if (n.heldBack === undefined) return `${what}: its windows are in the router's process (memory queue); route-test cannot see them`;
-  const state = n.until ? `${n.counted} counted in this key's window until ${n.until}` : "no window open for this key";
+  const where = n.overflow ? `the overflow window (${OVERFLOW_KEY[0][1]})` : "this key's window";
+  const state = n.until ? `${n.counted} counted in ${where} until ${n.until}` : 'no window open for this key';
   return `${what}: ${state}; this alert would be ${n.heldBack ? 'held back for the summary' : 'sent'}`;
 }
 

@@ -8,10 +8,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { MemoryQueue } from '../../src/queue/memory.ts';
 import { RedisQueue } from '../../src/queue/redis.ts';
+import { RedisWindows } from '../../src/queue/redis-windows.ts';
 import { createLogger } from '../../src/log.ts';
 import type { QueueDriver, WindowHit } from '../../src/queue/types.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import { MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../../src/pipeline/summary.ts';
 
 let redis: TestRedis;
 before(async () => {
@@ -74,6 +76,21 @@ for (const driver of ['memory', 'redis'] as const) {
       assert.equal(await queue.closeWindow('out', ref), undefined);
     });
 
+    test(`beyond ${MAX_OPEN_WINDOWS} keys with a window open, alerts of new keys share one overflow window, held back and summarised like any other`, async () => {
+      const { queue } = await open();
+      for (let i = 0; i < MAX_OPEN_WINDOWS; i += 1000) {
+        const counts = await queue.countInWindows('out', Array.from({ length: 1000 }, (_, k) => hit(`k${i + k}`)));
+        assert.ok(counts.every((c) => c.n === 1 && c.hash !== OVERFLOW_HASH));
+      }
+      const [a, b, c, known] = await queue.countInWindows('out', [hit('new-a'), hit('new-b'), hit('new-c'), hit('k0')]);
+      assert.deepEqual([a, b, c].map((x) => [x.hash, x.n]), [[OVERFLOW_HASH, 1], [OVERFLOW_HASH, 2], [OVERFLOW_HASH, 3]]);
+      assert.equal(c.start, a.start, 'one overflow window');
+      assert.deepEqual([known.hash, known.n], ['k0', 2], 'a key with a window open keeps counting in it');
+      assert.equal(b.needsClose, true);
+      const taken = await queue.closeWindow('out', { kind: 'dedup', hash: OVERFLOW_HASH, start: a.start });
+      assert.deepEqual([taken?.held, taken?.key], [2, OVERFLOW_KEY]);
+    });
+
     test('an alert counted again in its window (its job ran before) says so', async () => {
       const { queue } = await open();
       const a = hit('k');
@@ -85,3 +102,38 @@ for (const driver of ['memory', 'redis'] as const) {
     });
   });
 }
+
+describe('redis driver: what windows leave in Redis', () => {
+  test('a window that held nothing back is gone a minute after its end; what one held back is kept a day for its close job', async () => {
+    const prefix = `ttl-${randomUUID().slice(0, 8)}`;
+    const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+    try {
+      // 1,000 alerts whose keys all differ (a varying command line), in 1 s windows: none held back.
+      await queue.countInWindows('out', Array.from({ length: 1000 }, (_, i) => hit(`cmd-${i}`, 1000)));
+      const [, held] = await queue.countInWindows('out', [hit('same', 1000), hit('same', 1000)]);
+      const keys = await queue.commands.keys(`${prefix}:win:*`);
+      const ttl = new Map(await Promise.all(keys.map(async (k) => [k, await queue.commands.pttl(k)] as const)));
+      const aggregate = `${prefix}:win:out:dedup:same:${held.start}`;
+      const longLived = [...ttl].filter(([, ms]) => ms > 61_000 || ms < 0).map(([k]) => k);
+      assert.deepEqual(longLived.filter((k) => !k.startsWith(aggregate)).sort(), [], 'nothing else outlives its window by more than a minute');
+      assert.ok(ttl.get(aggregate)! > 86_000_000, 'the held-back count waits for its close job');
+    } finally {
+      await queue.close();
+    }
+  });
+
+  test('route-test sees the overflow window an alert of a new key would be counted in, once the bound is reached', async () => {
+    const prefix = `peek-${randomUUID().slice(0, 8)}`;
+    const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+    try {
+      const windows = new RedisWindows(queue.commands, prefix);
+      for (let i = 0; i < MAX_OPEN_WINDOWS; i += 1000) await queue.countInWindows('out', Array.from({ length: 1000 }, (_, k) => hit(`k${i + k}`)));
+      assert.equal(await windows.peek('out', hit('new'), Date.now()), undefined, 'no overflow window open yet: the alert would be sent');
+      await queue.countInWindows('out', [hit('other')]);
+      assert.deepEqual(await windows.peek('out', hit('new'), Date.now()).then((p) => [p?.n, p?.overflow]), [1, true]);
+      assert.deepEqual(await windows.peek('out', hit('k0'), Date.now()).then((p) => [p?.n, p?.overflow]), [1, false]);
+    } finally {
+      await queue.close();
+    }
+  });
+});

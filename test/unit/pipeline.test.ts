@@ -21,7 +21,7 @@ import { createLogger } from '../../src/log.ts';
 import type { OutputInstance } from '../../src/config/load.ts';
 import type { Output, SendContext } from '../../outputs/sdk/contract.ts';
 import type { QueueDriver } from '../../src/queue/types.ts';
-import type { SummaryGroup } from '../../src/pipeline/summary.ts';
+import { MAX_OPEN_WINDOWS, summaryLine, type SummaryGroup } from '../../src/pipeline/summary.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
 import { falcoEvent, markerOf } from '../fixtures/events.ts';
 
@@ -616,6 +616,26 @@ describe('dedup and throttle', () => {
     await clock.advance(1000);
     assert.deepEqual(sent, [1, 1], 'a repeat of the first alert is sent again (at-least-once), not held back');
     assert.equal(await queue.depth('out'), 0);
+  });
+
+  test('alerts whose dedup keys all differ open at most MAX_OPEN_WINDOWS windows; the rest share an overflow window and its summary', async () => {
+    let sent = 0;
+    const summaries: SummaryGroup[] = [];
+    const { clock, counts, post } = run(
+      { send: async (b) => void (sent += b.length), sendSummary: async (g) => void summaries.push(...g) },
+      { dedup: { window: 60_000 } },
+      { maxbatch: 1000 },
+    );
+    // A command line that changes with every alert: each has a dedup key of its own.
+    const alerts = Array.from({ length: MAX_OPEN_WINDOWS + 3 }, (_, i) => alertJson(0, 'Terminal shell in container', { 'proc.cmdline': `sh -c ${i}` }));
+    for (let i = 0; i < alerts.length; i += 5000) {
+      await post(...alerts.slice(i, i + 5000));
+      await clock.advance(0);
+    }
+    await clock.advance(61_000);
+    assert.equal(sent, MAX_OPEN_WINDOWS + 1, 'one alert per key, and the first of the overflow window');
+    assert.deepEqual(summaries.map((g) => [g.count, summaryLine(g)]), [[2, '2 more alerts held back by dedup in its overflow window (more than 10000 keys with a window open), 15:15 UTC']]);
+    assert.equal(counts.filtered, 2);
   });
 
   test('a summary the output refuses is dead-lettered but not counted again: delivered + filtered + dead-lettered adds up to routed', async () => {
