@@ -83,6 +83,13 @@ export class MemoryWindows {
     this.#closing.delete(key(output, ref));
   }
 
+  /** Alerts held back by the output's windows whose summary has not gone out. */
+  heldBack(output: string): number {
+    let n = 0;
+    for (const [k, w] of this.#closing) if (k.startsWith(`${output}|`)) n += w.agg?.held ?? 0;
+    return n;
+  }
+
   /** A stage's open windows, less those over (what they held is in #closing until their close job). */
   #openOf(stage: string, now: number): Map<string, Window> {
     let open = this.#open.get(stage);

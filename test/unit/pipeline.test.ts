@@ -693,6 +693,25 @@ describe('dedup and throttle', () => {
     assert.deepEqual(counts, { delivered: 2, filtered: 1, deadLettered: 0 }, '3 routed: 2 delivered + 1 held back');
   });
 
+  test('a graceful stop (memory queue) sends the summaries of open windows before a slow backlog; alerts counted after that open a new window', async () => {
+    const order: string[] = [];
+    const { clock, w, post } = run(
+      { send: async (b) => void order.push(...b.map((e) => e.event.rule)), sendSummary: async (g) => void order.push(...g.map((x) => `summary of ${x.count}`)) },
+      { throttle: { window: 3_600_000, max: 1 } },
+      { ratelimit: 1 },
+    );
+    for (let i = 0; i < 3; i++) await post(alertJson(i, 'A'));
+    await clock.advance(0);
+    // A backlog at one send a second, then two more of rule A behind it.
+    for (let i = 1; i <= 5; i++) await post(alertJson(i, `B${i}`));
+    await post(alertJson(3, 'A'), alertJson(4, 'A'));
+    const stopped = w.stop(60_000, { drain: true });
+    for (let i = 0; i < 20; i++) await clock.advance(1000);
+    await stopped;
+    assert.ok(order.indexOf('summary of 2') >= 0 && order.indexOf('summary of 2') < order.indexOf('B5'), `the summary goes before the backlog: ${order}`);
+    assert.deepEqual(order.filter((x) => x === 'A' || x.startsWith('summary')), ['A', 'summary of 2', 'A', 'summary of 1'], 'of 5 alerts of rule A, 2 sent and 3 summarised');
+  });
+
   test('a graceful stop (memory queue) closes the open windows: what they held back is summarised, not lost', async () => {
     const summaries: SummaryGroup[][] = [];
     const { clock, w, post } = run({ send: async () => {}, sendSummary: async (g) => void summaries.push([...g]) }, { throttle: { window: 3_600_000, max: 1 } });
