@@ -104,10 +104,11 @@ const SCHEDULED = "if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then redis
 
 /**
  * The close job's one step. KEYS: the window, its aggregate (…:<start>), the aggregate's taken
- * name, the stage's open windows; ARGV: the window's start, its key hash. Ends the window if it is still the one open, so an alert counted
- * after this opens a new window (and schedules its own close) instead of adding to a count nobody
- * will read; renames the aggregate to the taken name, which only this window's close job reads.
- * On a repeat of the job the aggregate is already taken, and the same count is returned again.
+ * name, the stage's open windows; ARGV: the window's start, its key hash. Ends the window if it
+ * is still the one open, so an alert counted after this opens a new window (and schedules its own
+ * close) instead of adding to a count nobody will read; renames the aggregate to the taken name,
+ * which only this window's close job reads. On a repeat of the job the aggregate is already taken
+ * (nothing can write it again: its window is over), and the same count is returned again.
  */
 const TAKE = `
 if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then
