@@ -188,10 +188,13 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
       logger.info('ingest closed; stopping deliveries');
       await Promise.all(workers.map((w) => w.stop(grace, { drain: true })));
       logger.info('deliveries stopped');
-      if (queue.kind === 'memory') {
+      if (queue instanceof MemoryQueue) {
         for (const w of workers) {
           const left = await queue.depth(w.instance.name);
           if (left > 0) logger.error({ output: w.instance.name, events: left }, `stopped with ${left} events not delivered (memory queue is not durable)`);
+          // Alerts held back by dedup or throttle are not in the depth: their summary is what is lost.
+          const held = queue.heldBack(w.instance.name);
+          if (held > 0) logger.error({ output: w.instance.name, heldBack: held }, `stopped with ${held} held-back alerts not summarised (memory queue is not durable)`);
         }
       }
       await Promise.allSettled(workers.map((w) => w.output.close?.()));

@@ -41,8 +41,9 @@ export interface Output {
   /**
    * One message that stands for alerts not sent one by one: the backlog beyond
    * `delivery.summarizeabove` (grouped by rule), and what dedup and throttle windows held back
-   * (one group per key). Without it, the pipeline sends each group as one alert through send().
-   * All or nothing: what ctx reports per event is ignored.
+   * (one group per key). All or nothing: what ctx reports per event is ignored. Without it, the
+   * pipeline sends each group as one alert through send(), and what send() reports for that alert
+   * (ctx.delivered/failed) is the group's outcome: a retry resends only the groups that failed.
    */
   sendSummary?(groups: readonly SummaryGroup[], ctx: SendContext): Promise<void>;
   close?(): Promise<void>;

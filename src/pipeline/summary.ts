@@ -36,6 +36,17 @@ export interface SummaryGroup {
 /** Values listed per group; the count says how many alerts there were. */
 export const MAX_LISTED = 20;
 
+/**
+ * Dedup or throttle windows open at once per output instance and stage. The default dedup key
+ * holds output fields such as proc.cmdline, so alerts that vary them (an attacker can) would each
+ * open a window kept in memory or Redis; beyond this bound, an alert whose key has no window open
+ * goes into the stage's one overflow window, counted and summarised like any other.
+ */
+export const MAX_OPEN_WINDOWS = 10_000;
+/** The overflow window's key hash, and the key its summary shows. */
+export const OVERFLOW_HASH = 'overflow';
+export const OVERFLOW_KEY: Array<[string, string]> = [['overflow', `more than ${MAX_OPEN_WINDOWS} keys with a window open`]];
+
 /** Flood control: the backlog's alerts, one group per rule. */
 export function backlogGroups(events: readonly FalcoEvent[]): SummaryGroup[] {
   const groups = new Map<string, SummaryGroup & { firstMs: number; lastMs: number }>();
@@ -76,6 +87,7 @@ export function span(g: SummaryGroup): string {
 export function summaryLine(g: SummaryGroup): string {
   const n = `${g.count} more ${g.count === 1 ? 'alert' : 'alerts'}`;
   const what = g.key.map(([k, v]) => (k === 'rule' ? `rule ${v}` : `${k}=${v}`)).join(', ');
+  if (g.key[0]?.[0] === OVERFLOW_KEY[0][0]) return `${n} held back by ${g.reason} in its overflow window (${OVERFLOW_KEY[0][1]}), ${span(g)} UTC`;
   if (g.reason === 'dedup') return `and ${g.count} more identical ${g.count === 1 ? 'alert' : 'alerts'} (${what}), ${span(g)} UTC`;
   if (g.reason === 'throttle') return `${n} for ${what} held back, ${span(g)} UTC (at most ${g.window?.max} per ${windowText(g)})`;
   return `${n} for ${what} ${lastMinutes(g)}`;

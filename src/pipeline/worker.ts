@@ -321,33 +321,38 @@ export class DeliveryWorker {
   /**
    * Dedup, then throttle: counts each alert in its key's window and settles those held back (they
    * count as filtered and go into the window's summary). A window that starts holding back gets its
-   * close job first, so a crash in between cannot lose the held-back count.
+   * close job first, so a crash in between cannot lose the held-back count. An alert whose job runs
+   * again (handed back, or after a crash) is counted in its window once, and so as filtered once.
    */
   async #holdBack(items: Item[]): Promise<Item[]> {
     const { name, type } = this.instance;
     let pass = items;
     for (const stage of this.#noise) {
-      const now = this.#clock.now();
       const hits = pass.map((it) => windowHit(stage, it.event.event));
-      const counts = await this.#queue.countInWindows(name, hits, now);
+      const counts = await this.#queue.countInWindows(name, hits);
       const toClose = new Map<string, { ref: WindowRef; end: number }>();
-      for (const [i, c] of counts.entries()) if (c.needsClose) toClose.set(`${hits[i].hash}|${c.start}`, { ref: { kind: stage.kind, hash: hits[i].hash, start: c.start }, end: c.end });
+      for (const c of counts) if (c.needsClose) toClose.set(`${c.hash}|${c.start}`, { ref: { kind: stage.kind, hash: c.hash, start: c.start }, end: c.end });
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
       const held = pass.filter((_, i) => counts[i].n > hits[i].limit);
-      if (held.length > 0) {
-        this.#observer.filtered?.(name, stage.kind, held.length);
-        for (const it of held) it.run.settle(it);
-      }
+      const heldNow = counts.filter((c, i) => c.n > hits[i].limit && c.counted).length;
+      if (heldNow > 0) this.#observer.filtered?.(name, stage.kind, heldNow);
+      for (const it of held) it.run.settle(it);
       pass = pass.filter((_, i) => counts[i].n <= hits[i].limit);
     }
     return pass;
   }
 
-  /** A dedup or throttle window ended: its summary goes out through the summary lane, then the window is dropped. */
+  /**
+   * A dedup or throttle window ended: the queue ends it and takes what it held back in one step (an
+   * alert counted after that opens a new window, with its own close job), the summary goes out
+   * through the summary lane, and only then is what was taken dropped. A close job that crashes or
+   * is handed back in between runs again and takes the same count: the summary may be sent twice,
+   * the held-back count is never lost.
+   */
   async #closeWindow(job: QueueJob): Promise<void> {
     const ref = job.close!;
     const { name } = this.instance;
-    const agg = await this.#queue.readWindow(name, ref);
+    const agg = await this.#queue.closeWindow(name, ref);
     if (!agg) return;
     const group: SummaryGroup = {
       reason: ref.kind,
@@ -480,16 +485,24 @@ export class DeliveryWorker {
 
   /**
    * A summary of a lane batch: flood-control alerts grouped by rule, and window summaries. To
-   * Slack-like outputs as one message; to the others as one alert per group. All or nothing.
+   * Slack-like outputs as one message, all or nothing. To the others as one alert per group, each
+   * with its own outcome: what send() reports for a group's alert is reported for the items the
+   * group stands for, so a retry resends only the groups that did not go out (the webhook output
+   * makes one call per group; all or nothing would resend the first groups when a later one fails).
    */
   async #sendSummary(items: readonly Item[], ctx: SendContext): Promise<void> {
     const backlog = items.filter((it) => !it.group);
     const groups = [...backlogGroups(backlog.map((it) => it.event.event)), ...items.flatMap((it) => (it.group ? [it.group] : []))];
     if (this.output.sendSummary) return this.output.sendSummary(groups, ctx);
-    const events = groups.map((g) => new StoredEvent(serializeEvent(summaryEvent(g))));
-    let failure: OutputError | undefined;
-    await this.output.send(events, { ...ctx, delivered: () => {}, failed: (_events, err) => (failure ??= err) });
-    if (failure) throw failure;
+    const standsFor = new Map<StoredEvent, StoredEvent[]>();
+    for (const g of groups.filter((g) => g.reason === 'backlog')) {
+      const rule = g.key[0][1];
+      standsFor.set(new StoredEvent(serializeEvent(summaryEvent(g))), backlog.filter((it) => it.event.event.rule === rule).map((it) => it.event));
+    }
+    // A window summary's item is already its group as an alert (the same uuid on every retry).
+    for (const it of items) if (it.group) standsFor.set(it.event, [it.event]);
+    const of = (events: readonly StoredEvent[]) => events.flatMap((e) => standsFor.get(e) ?? []);
+    await this.output.send([...standsFor.keys()], { ...ctx, delivered: (events) => ctx.delivered(of(events)), failed: (events, err) => ctx.failed(of(events), err) });
   }
 
   #succeeded(items: Item[], summary: boolean): void {
@@ -526,7 +539,10 @@ export class DeliveryWorker {
     const why = error.retryable ? `${error.message} (gave up after ${Math.max(...items.map((i) => i.attempts))} attempts)` : error.message;
     const failedAt = new Date(this.#clock.now()).toISOString();
     await this.#queue.deadLetter(items.map((i) => ({ output: name, event: i.event.json, reason: why, attempts: i.attempts, failedAt })));
-    this.#observer.deadLettered?.(name, type, items.length, error.reason);
+    // A window's summary is kept as a dead letter (to be seen and requeued) but not counted as a
+    // dead-lettered alert: the alerts it stands for were counted as filtered when held back.
+    const alerts = items.filter((i) => !i.group).length;
+    if (alerts > 0) this.#observer.deadLettered?.(name, type, alerts, error.reason);
     this.#logger.error({ output: name, type, reason: error.reason, events: items.length, summary, ...ids(items) }, `dead-lettered: ${why}`);
     for (const it of items) it.run.settle(it);
   }

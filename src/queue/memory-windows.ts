@@ -2,10 +2,12 @@
  * Dedup and throttle windows in the process (memory driver), with the same semantics as the Redis
  * script in redis-windows.ts: a window opens at its key's first alert and lasts windowMs; each
  * alert gets its number in the window (counted once per uuid); what is over the limit is held back
- * and summed up for the window's summary. A window that held nothing is forgotten once over; one
- * that held something is dropped by its close job.
+ * and summed up for the window's summary. At most MAX_OPEN_WINDOWS windows are open per output
+ * and stage; beyond, an alert whose key has none goes into the stage's overflow window. A window
+ * that held nothing is forgotten once over; one that held something is ended and taken by its
+ * close job (take), and forgotten once its summary went out (drop).
  */
-import { MAX_LISTED } from '../pipeline/summary.ts';
+import { MAX_LISTED, MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../pipeline/summary.ts';
 import type { WindowAggregate, WindowCount, WindowHit, WindowRef } from './types.ts';
 
 interface Window {
@@ -18,26 +20,37 @@ interface Window {
 }
 
 export class MemoryWindows {
-  readonly #windows = new Map<string, Window>();
+  /**
+   * Open windows by output and stage, then by key hash, in the order they opened: a stage's
+   * windows all last the same, so those over are at the front and are forgotten in passing.
+   */
+  readonly #open = new Map<string, Map<string, Window>>();
   /** Windows that held something and wait for their close job, by ref. */
   readonly #closing = new Map<string, Window>();
-  #sweptAt = 0;
 
   count(output: string, hits: readonly WindowHit[], now: number): WindowCount[] {
-    this.#sweep(now);
     return hits.map((h) => {
-      const id = `${output}|${h.kind}|${h.hash}`;
-      let w = this.#windows.get(id);
+      const open = this.#openOf(`${output}|${h.kind}`, now);
+      const full = open.size - (open.has(OVERFLOW_HASH) ? 1 : 0) >= MAX_OPEN_WINDOWS;
+      const hash = open.has(h.hash) || !full ? h.hash : OVERFLOW_HASH;
+      const id = `${output}|${h.kind}|${hash}`;
+      let w = open.get(hash);
       if (!w || w.end <= now) {
-        w = { start: now, end: now + h.windowMs, n: 0, closeScheduled: false, uuids: new Map() };
-        this.#windows.set(id, w);
+        // A window taken in this same millisecond keeps its start (its close job's ref): the next one starts after.
+        let start = now;
+        while (this.#closing.has(`${id}|${start}`)) start++;
+        w = { start, end: start + h.windowMs, n: 0, closeScheduled: false, uuids: new Map() };
+        open.delete(hash);
+        open.set(hash, w);
       }
       let n = w.uuids.get(h.uuid);
+      const counted = n === undefined;
       if (n === undefined) {
         n = ++w.n;
         w.uuids.set(h.uuid, n);
         if (n > h.limit) {
-          w.agg ??= { held: 0, end: w.end, key: JSON.parse(h.key), byPriority: {}, hostnames: [], pods: [], rules: [], first: h.time, last: h.time, firstMs: h.timeMs, lastMs: h.timeMs };
+          const key = hash === OVERFLOW_HASH ? OVERFLOW_KEY : (JSON.parse(h.key) as Array<[string, string]>);
+          w.agg ??= { held: 0, end: w.end, key, byPriority: {}, hostnames: [], pods: [], rules: [], first: h.time, last: h.time, firstMs: h.timeMs, lastMs: h.timeMs };
           const a = w.agg;
           a.held++;
           a.byPriority[h.priority] = (a.byPriority[h.priority] ?? 0) + 1;
@@ -47,7 +60,7 @@ export class MemoryWindows {
           this.#closing.set(`${id}|${w.start}`, w);
         }
       }
-      return { n, start: w.start, end: w.end, needsClose: n > h.limit && !w.closeScheduled };
+      return { n, counted, hash, start: w.start, end: w.end, needsClose: n > h.limit && !w.closeScheduled };
     });
   }
 
@@ -56,7 +69,10 @@ export class MemoryWindows {
     if (w) w.closeScheduled = true;
   }
 
-  read(output: string, ref: WindowRef): WindowAggregate | undefined {
+  /** Ends the window if it is still open (later alerts open a new one) and returns what it held back, until drop. */
+  take(output: string, ref: WindowRef): WindowAggregate | undefined {
+    const open = this.#open.get(`${output}|${ref.kind}`);
+    if (open?.get(ref.hash)?.start === ref.start) open.delete(ref.hash);
     const a = this.#closing.get(key(output, ref))?.agg;
     if (!a) return undefined;
     const { firstMs: _f, lastMs: _l, ...agg } = a;
@@ -67,11 +83,22 @@ export class MemoryWindows {
     this.#closing.delete(key(output, ref));
   }
 
-  /** Forgets windows that are over and held nothing (at most once a second). */
-  #sweep(now: number): void {
-    if (now - this.#sweptAt < 1000) return;
-    this.#sweptAt = now;
-    for (const [id, w] of this.#windows) if (w.end <= now) this.#windows.delete(id);
+  /** Alerts held back by the output's windows whose summary has not gone out. */
+  heldBack(output: string): number {
+    let n = 0;
+    for (const [k, w] of this.#closing) if (k.startsWith(`${output}|`)) n += w.agg?.held ?? 0;
+    return n;
+  }
+
+  /** A stage's open windows, less those over (what they held is in #closing until their close job). */
+  #openOf(stage: string, now: number): Map<string, Window> {
+    let open = this.#open.get(stage);
+    if (!open) this.#open.set(stage, (open = new Map()));
+    for (const [hash, w] of open) {
+      if (w.end > now) break;
+      open.delete(hash);
+    }
+    return open;
   }
 }
 

@@ -33,8 +33,13 @@ export class MemoryQueue implements QueueDriver {
   #dead = new Map<string, DeadLetter[]>();
   #seq = 0;
   readonly #windows = new MemoryWindows();
-  /** Close jobs not due yet, by id (a window's ref): their timers, and the output they are for. */
-  readonly #later = new Map<string, { output: string; job: MemJob; timer: unknown }>();
+  /**
+   * Close jobs scheduled and not done, by id (a window's ref), so that one window is closed once:
+   * the output they are for, and the timer of those not due yet.
+   */
+  readonly #closes = new Map<string, { output: string; job: MemJob; timer?: unknown }>();
+  /** Outputs in a graceful stop: their windows are closed now, not at their end. */
+  readonly #draining = new Set<string>();
 
   constructor(
     private readonly maxEventsPerOutput: number,
@@ -74,32 +79,46 @@ export class MemoryQueue implements QueueDriver {
     q.wakers.shift()?.();
   }
 
-  countInWindows(output: string, hits: readonly WindowHit[], now: number) {
-    return Promise.resolve(this.#windows.count(output, hits, now));
+  countInWindows(output: string, hits: readonly WindowHit[]) {
+    return Promise.resolve(this.#windows.count(output, hits, this.clock.now()));
   }
 
   async scheduleClose(output: string, ref: WindowRef, at: number): Promise<void> {
     const id = `close|${output}|${ref.kind}|${ref.hash}|${ref.start}`;
-    if (!this.#later.has(id)) {
+    if (!this.#closes.has(id)) {
       const job: MemJob = { id, output, events: [], done: 0, attempts: 0, acceptedAt: Date.now(), close: ref };
-      const timer = this.clock.setTimeout(() => this.#due(id), Math.max(0, at - this.clock.now()));
-      this.#later.set(id, { output, job, timer });
+      const close: { output: string; job: MemJob; timer?: unknown } = { output, job };
+      this.#closes.set(id, close);
+      // Stopping: due now, behind the alerts still waiting (they may add to this window), since
+      // the process will not see its end.
+      if (this.#draining.has(output)) this.#enqueue(output, job, false);
+      else close.timer = this.clock.setTimeout(() => this.#due(id, false), Math.max(0, at - this.clock.now()));
     }
     this.#windows.scheduled(output, ref);
   }
 
-  #due(id: string): void {
-    const later = this.#later.get(id);
-    if (!later) return;
-    this.#later.delete(id);
-    this.clock.clearTimeout(later.timer);
-    const q = this.#q(later.output);
-    q.waiting.push(later.job);
+  #due(id: string, first: boolean): void {
+    const close = this.#closes.get(id);
+    if (close?.timer === undefined) return;
+    this.clock.clearTimeout(close.timer);
+    close.timer = undefined;
+    this.#enqueue(close.output, close.job, first);
+  }
+
+  #enqueue(output: string, job: MemJob, first: boolean): void {
+    const q = this.#q(output);
+    if (first) q.waiting.unshift(job);
+    else q.waiting.push(job);
     q.wakers.shift()?.();
   }
 
-  async readWindow(output: string, ref: WindowRef) {
-    return this.#windows.read(output, ref);
+  /** Alerts held back in windows whose summary has not gone out (logged at stop: they are lost with the process). */
+  heldBack(output: string): number {
+    return this.#windows.heldBack(output);
+  }
+
+  async closeWindow(output: string, ref: WindowRef) {
+    return this.#windows.take(output, ref);
   }
 
   async dropWindow(output: string, ref: WindowRef): Promise<void> {
@@ -125,6 +144,7 @@ export class MemoryQueue implements QueueDriver {
       try {
         await handler(handle, abort.signal);
         q.events -= job.events.length - job.done;
+        if (job.close) this.#closes.delete(job.id);
       } catch (err) {
         // HandBack (or an unexpected failure): keep it, at the head, for the next consumer.
         q.waiting.unshift(job);
@@ -150,9 +170,13 @@ export class MemoryQueue implements QueueDriver {
 
     return {
       stop: async (graceMs: number, drain = true) => {
-        // Nothing outlives the process here: windows still open are closed now, so what they held
-        // back is summarised before the end rather than lost.
-        if (drain) for (const [id, later] of this.#later) if (later.output === output) this.#due(id);
+        // Nothing outlives the process here: windows still open are closed now, their summaries
+        // first, so that a slow backlog does not keep them past the grace period. A window's
+        // close ends it: alerts counted after that open a new window, closed in turn.
+        if (drain) {
+          this.#draining.add(output);
+          for (const [id, close] of this.#closes) if (close.output === output) this.#due(id, true);
+        }
         stopping = true;
         deadline = drain ? Date.now() + graceMs : 0;
         for (const w of q.wakers.splice(0)) w();

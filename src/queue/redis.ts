@@ -178,19 +178,23 @@ export class RedisQueue implements QueueDriver {
     await counted;
   }
 
-  countInWindows(output: string, hits: readonly WindowHit[], now: number) {
-    return this.#windows.count(output, hits, now);
+  countInWindows(output: string, hits: readonly WindowHit[]) {
+    return this.#windows.count(output, hits);
   }
 
-  /** A delayed job whose id is the window's, so that scheduling one window twice adds one job. */
+  /**
+   * A delayed job whose id is the window's, so that scheduling one window twice adds one job. Its
+   * delay is reckoned on this host's clock, the window's end on Redis's: a close job that runs a
+   * little early ends its window early (closeWindow is atomic), and nothing held back is lost.
+   */
   async scheduleClose(output: string, ref: WindowRef, at: number): Promise<void> {
     const jobId = `close-${ref.kind}-${ref.hash}-${ref.start}`;
     await this.#queue(output).add('close', { e: [], t: Date.now(), c: ref } satisfies JobData, { ...JOB_OPTS, jobId, delay: Math.max(0, at - Date.now()) });
     await this.#windows.scheduled(output, ref);
   }
 
-  readWindow(output: string, ref: WindowRef) {
-    return this.#windows.read(output, ref);
+  closeWindow(output: string, ref: WindowRef) {
+    return this.#windows.take(output, ref);
   }
 
   dropWindow(output: string, ref: WindowRef): Promise<void> {

@@ -54,6 +54,10 @@ export interface WindowHit {
 export interface WindowCount {
   /** The alert's number in its window: held back when above the hit's limit. */
   n: number;
+  /** Counted now; false when its uuid was already counted in this window (its job ran before). */
+  counted: boolean;
+  /** The window's key: the hit's, or OVERFLOW_HASH when its output had too many windows open (MAX_OPEN_WINDOWS). */
+  hash: string;
   start: number;
   end: number;
   /** The window's close is not known to be scheduled yet. */
@@ -109,12 +113,21 @@ export interface QueueDriver {
   /** Events waiting or in flight for an output. */
   depth(output: string): Promise<number>;
   deadLetterCount(output: string): Promise<number>;
-  /** Counts alerts in their dedup or throttle windows, opening a window where none is open. */
-  countInWindows(output: string, hits: readonly WindowHit[], now: number): Promise<WindowCount[]>;
+  /**
+   * Counts alerts in their dedup or throttle windows, opening a window where none is open. The
+   * time is the driver's own: with Redis, Redis's clock, so replicas whose clocks differ agree.
+   */
+  countInWindows(output: string, hits: readonly WindowHit[]): Promise<WindowCount[]>;
   /** A job that closes the window at `at` (see QueueJob.close); scheduling one window twice schedules it once. */
   scheduleClose(output: string, ref: WindowRef, at: number): Promise<void>;
-  /** What a window held back; undefined when it holds nothing (or is gone). */
-  readWindow(output: string, ref: WindowRef): Promise<WindowAggregate | undefined>;
+  /**
+   * For the window's close job, in one step: ends the window if it is still the one open (later
+   * alerts of its key open a new window, with a close job of its own) and takes what it held back.
+   * What was taken is returned again (a close job run again after a crash) until dropWindow;
+   * undefined when the window held nothing (or is gone).
+   */
+  closeWindow(output: string, ref: WindowRef): Promise<WindowAggregate | undefined>;
+  /** Forgets what closeWindow took, once its summary is delivered or dead-lettered. */
   dropWindow(output: string, ref: WindowRef): Promise<void>;
   /** True when the backend can take writes. */
   ready(): boolean;

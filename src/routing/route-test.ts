@@ -14,6 +14,7 @@ import { fieldText } from './matcher.ts';
 import type { ExcludeEntry } from './exclude.ts';
 import { RoutingTable, type OutputVerdict } from './table.ts';
 import { noiseStages, windowHit } from '../pipeline/noise.ts';
+import { OVERFLOW_KEY } from '../pipeline/summary.ts';
 import { RedisWindows } from '../queue/redis-windows.ts';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -66,6 +67,8 @@ interface NoiseShown {
   /** Read from Redis: alerts counted in this alert's window so far, and when it ends (absent: no window open). */
   counted?: number;
   until?: string;
+  /** Set when that window is the overflow window (the output has too many keys with a window open). */
+  overflow?: true;
   /** Whether this alert would be held back; absent when the windows could not be read. */
   heldBack?: boolean;
 }
@@ -178,6 +181,7 @@ async function addNoise(outputs: OutputShown[], cfg: RouterConfig, ev: FalcoEven
       if (read) {
         n.counted = read.open?.n ?? 0;
         if (read.open) n.until = new Date(read.open.end).toISOString();
+        if (read.open?.overflow) n.overflow = true;
         n.heldBack = (read.open?.n ?? 0) + 1 > stage.limit;
       }
       shown.noise.push(n);
@@ -226,7 +230,8 @@ function noiseText(n: NoiseShown): string {
   const what = `${n.kind} (${n.max} per key per ${n.window})`;
   if (n.windows === 'unreachable') return `${what}: Redis could not be read; route-test cannot see its windows`;
   if (n.windows === 'process') return `${what}: its windows are in the router's process (memory queue); route-test cannot see them`;
-  const state = n.until ? `${n.counted} counted in this key's window until ${n.until}` : "no window open for this key";
+  const where = n.overflow ? `the overflow window (${OVERFLOW_KEY[0][1]})` : "this key's window";
+  const state = n.until ? `${n.counted} counted in ${where} until ${n.until}` : "no window open for this key";
   return `${what}: ${state}; this alert would be ${n.heldBack ? 'held back for the summary' : 'sent'}`;
 }
 

@@ -102,6 +102,26 @@ outputs:
   });
 }
 
+test('memory driver: a stop that ends before a summary could go out says how many held-back alerts were not summarised', async () => {
+  // The first alert goes out; then the webhook fails, and the summary's retries outlast the grace period (1 s).
+  const sink = await startHttpSink([{ status: 200 }, { status: 503 }]);
+  const r = await startTestRouter(`queue: { driver: memory }
+outputs:
+  - { name: siem, type: webhook, address: "${sink.url}", dedup: { window: 1h }, delivery: { attempts: 10, initialdelay: 10s } }
+`);
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await r.post(shell(i))).status, 200);
+    await waitFor(() => sink.delivered().length === 1, 10_000, 'the first alert');
+    await waitFor(async () => (await r.metric('falco_router_events_filtered_total', { output: 'siem', reason: 'dedup' })) === 2, 10_000, 'two held back');
+  } finally {
+    await r.stop();
+    await sink.close();
+  }
+  const line = r.logs.map((l) => JSON.parse(l) as { msg: string; heldBack?: number }).find((l) => l.msg.includes('held-back'));
+  assert.equal(line?.msg, 'stopped with 2 held-back alerts not summarised (memory queue is not durable)');
+  assert.equal(line?.heldBack, 2);
+});
+
 test('two replicas on one Redis share the windows: one alert and one follow-up, not two', async () => {
   const slack = await startFakeSlack();
   const prefix = `pair-${randomUUID().slice(0, 8)}`;

@@ -12,7 +12,7 @@ import { Pacer } from '../../src/pipeline/pacer.ts';
 import { attempt } from '../../src/pipeline/attempt.ts';
 import { backoffDelay } from '../../src/pipeline/clock.ts';
 import { Redactor } from '../../src/pipeline/redact.ts';
-import { DeliveryWorker } from '../../src/pipeline/worker.ts';
+import { DeliveryWorker, type DeliveryObserver } from '../../src/pipeline/worker.ts';
 import { MemoryQueue } from '../../src/queue/memory.ts';
 import { GroupCommit } from '../../src/ingest/group-commit.ts';
 import { HandBack, OutputError } from '../../src/errors.ts';
@@ -21,7 +21,7 @@ import { createLogger } from '../../src/log.ts';
 import type { OutputInstance } from '../../src/config/load.ts';
 import type { Output, SendContext } from '../../outputs/sdk/contract.ts';
 import type { QueueDriver } from '../../src/queue/types.ts';
-import type { SummaryGroup } from '../../src/pipeline/summary.ts';
+import { MAX_OPEN_WINDOWS, summaryLine, type SummaryGroup } from '../../src/pipeline/summary.ts';
 import { FakeClock, settle } from '../helpers/fake-clock.ts';
 import { falcoEvent, markerOf } from '../fixtures/events.ts';
 
@@ -404,6 +404,32 @@ describe('worker', () => {
     assert.deepEqual(sent, [7, 8, 9]);
   });
 
+  test('an output without a summary format gets a summary\'s groups one by one; a retry resends only the groups that did not go out', async () => {
+    const sent: string[] = [];
+    let failOnce = true;
+    const { clock, queue } = start(
+      {
+        // As the webhook output: one call per alert, each reported as it goes out.
+        async send(batch, ctx) {
+          for (const e of batch) {
+            const rule = String(e.event.output_fields['summary.key.rule'] ?? e.event.rule);
+            if (rule === 'B' && failOnce) {
+              failOnce = false;
+              throw new OutputError('busy', { reason: 'serverError', retryable: true });
+            }
+            sent.push(rule);
+            ctx.delivered([e]);
+          }
+        },
+      },
+      { summarizeabove: 2, maxbatch: 1 },
+    );
+    // Six alerts at once: the four oldest (two rules) go into one summary of two groups.
+    await queue.enqueue(new Map([['out', ['A', 'A', 'B', 'B', 'C', 'C'].map((rule, i) => falcoEvent(i, 'Warning', rule).replace('{', `{"uuid":"${randomUUID()}",`))]]), clock.now());
+    await clock.advance(5000);
+    assert.deepEqual(sent, ['A', 'B', 'C', 'C'], 'group A went out once, B after its retry');
+  });
+
   test('records progress about once a second while a long job is delivered, so a crash repeats at most that second', async () => {
     const sent: number[] = [];
     const { clock, queue, enqueue } = start(
@@ -488,21 +514,34 @@ describe('dedup and throttle', () => {
       hostname: 'node-1',
     }).replace(/"test\.n":\d+/, (m) => m);
 
-  function run(output: Output, noise: Pick<OutputInstance, 'dedup' | 'throttle'>) {
+  function run(output: Output, noise: Pick<OutputInstance, 'dedup' | 'throttle'>, delivery: Partial<OutputInstance['delivery']> = {}) {
     const clock = new FakeClock();
     const queue = new MemoryQueue(10_000, clock);
     const filtered: Array<[string, number]> = [];
-    const w = new DeliveryWorker({
-      instance: { name: 'out', type: 'test', origin: 'o', minimumpriority: 0, settings: {}, ...noise, delivery: { attempts: 3, initialdelay: 100, maxdelay: 1000, timeout: 5000, concurrency: 1, maxbatch: 1, linger: 0, ratelimit: 0, summarizeabove: 0 } },
-      output,
-      queue,
-      logger: createLogger('silent'),
-      clock,
-      observer: { filtered: (_o, reason, n) => filtered.push([reason, n]) },
-    });
+    /** What the metrics would say: alerts delivered, filtered (held back) and dead-lettered. */
+    const counts = { delivered: 0, filtered: 0, deadLettered: 0 };
+    const observer: DeliveryObserver = {
+      filtered: (_o, reason, n) => {
+        filtered.push([reason, n]);
+        counts.filtered += n;
+      },
+      delivered: (_o, _t, n) => void (counts.delivered += n),
+      deadLettered: (_o, _t, n) => void (counts.deadLettered += n),
+    };
+    const instance: OutputInstance = {
+      name: 'out',
+      type: 'test',
+      origin: 'o',
+      minimumpriority: 0,
+      settings: {},
+      ...noise,
+      delivery: { attempts: 3, initialdelay: 100, maxdelay: 1000, timeout: 5000, concurrency: 1, maxbatch: 1, linger: 0, ratelimit: 0, summarizeabove: 0, ...delivery },
+    };
+    const worker = () => new DeliveryWorker({ instance, output, queue, logger: createLogger('silent'), clock, observer });
+    const w = worker();
     w.start();
     const post = (...jsons: string[]) => queue.enqueue(new Map([['out', jsons]]), clock.now());
-    return { clock, queue, w, filtered, post };
+    return { clock, queue, w, filtered, counts, post, worker };
   }
 
   test('dedup: alerts that differ only in times and process ids are sent once per window; then one follow-up says how many more came', async () => {
@@ -577,6 +616,100 @@ describe('dedup and throttle', () => {
     await clock.advance(1000);
     assert.deepEqual(sent, [1, 1], 'a repeat of the first alert is sent again (at-least-once), not held back');
     assert.equal(await queue.depth('out'), 0);
+  });
+
+  test('alerts whose dedup keys all differ open at most MAX_OPEN_WINDOWS windows; the rest share an overflow window and its summary', async () => {
+    let sent = 0;
+    const summaries: SummaryGroup[] = [];
+    const { clock, counts, post } = run(
+      { send: async (b) => void (sent += b.length), sendSummary: async (g) => void summaries.push(...g) },
+      { dedup: { window: 60_000 } },
+      { maxbatch: 1000 },
+    );
+    // A command line that changes with every alert: each has a dedup key of its own.
+    const alerts = Array.from({ length: MAX_OPEN_WINDOWS + 3 }, (_, i) => alertJson(0, 'Terminal shell in container', { 'proc.cmdline': `sh -c ${i}` }));
+    for (let i = 0; i < alerts.length; i += 5000) {
+      await post(...alerts.slice(i, i + 5000));
+      await clock.advance(0);
+    }
+    await clock.advance(61_000);
+    assert.equal(sent, MAX_OPEN_WINDOWS + 1, 'one alert per key, and the first of the overflow window');
+    assert.deepEqual(summaries.map((g) => [g.count, summaryLine(g)]), [[2, '2 more alerts held back by dedup in its overflow window (more than 10000 keys with a window open), 15:15 UTC']]);
+    assert.equal(counts.filtered, 2);
+  });
+
+  test('a summary the output refuses is dead-lettered but not counted again: delivered + filtered + dead-lettered adds up to routed', async () => {
+    const refused = new OutputError('refused', { reason: 'clientError', retryable: false });
+    const { clock, queue, counts, post } = run(
+      {
+        async send(batch, ctx) {
+          ctx.failed(batch.filter((e) => e.event.rule === 'Falco router summary'), refused);
+        },
+      },
+      { dedup: { window: 60_000 } },
+    );
+    // Five identical alerts (each call gives a new uuid).
+    for (let i = 0; i < 5; i++) await post(alertJson(0));
+    await clock.advance(61_000);
+    assert.deepEqual(counts, { delivered: 1, filtered: 4, deadLettered: 0 }, 'the 4 held back are counted once, as filtered');
+    const [dl] = await queue.listDeadLetters('out');
+    assert.match(dl.event, /"summary\.count":4/, 'the summary is kept as a dead letter, to be seen and requeued');
+  });
+
+  test('an alert held back is counted as filtered once, though its job is handed back and run again (a reload)', async () => {
+    let down = true;
+    const output: Output = {
+      async send(batch, ctx) {
+        if (down) ctx.failed(batch, new OutputError('busy', { reason: 'serverError', retryable: true }));
+      },
+    };
+    const { clock, w, counts, post, worker } = run(output, { dedup: { window: 60_000 } });
+    // One job of two identical alerts: the first is sent (and retried), the second held back.
+    await post(alertJson(0), alertJson(0));
+    await clock.advance(0);
+    assert.equal(counts.filtered, 1);
+    const stopped = w.stop(5000, { drain: false });
+    await clock.advance(0);
+    await stopped;
+    down = false;
+    worker().start();
+    await clock.advance(1000);
+    assert.deepEqual(counts, { delivered: 1, filtered: 1, deadLettered: 0 }, '2 routed: 1 delivered + 1 held back');
+  });
+
+  test('an alert dedup held back is counted once when throttle cannot count and the job goes back', async () => {
+    const { clock, queue, counts, post } = run({ send: async () => {} }, { dedup: { window: 60_000 }, throttle: { window: 60_000, max: 10 } });
+    const count = queue.countInWindows.bind(queue);
+    let redisAway = true;
+    queue.countInWindows = async (...args: Parameters<typeof count>) => {
+      if (args[1][0]?.kind === 'throttle' && redisAway) {
+        redisAway = false;
+        throw new Error('Redis is away');
+      }
+      return count(...args);
+    };
+    await post(alertJson(0), alertJson(0), alertJson(1));
+    await clock.advance(1000);
+    assert.deepEqual(counts, { delivered: 2, filtered: 1, deadLettered: 0 }, '3 routed: 2 delivered + 1 held back');
+  });
+
+  test('a graceful stop (memory queue) sends the summaries of open windows before a slow backlog; alerts counted after that open a new window', async () => {
+    const order: string[] = [];
+    const { clock, w, post } = run(
+      { send: async (b) => void order.push(...b.map((e) => e.event.rule)), sendSummary: async (g) => void order.push(...g.map((x) => `summary of ${x.count}`)) },
+      { throttle: { window: 3_600_000, max: 1 } },
+      { ratelimit: 1 },
+    );
+    for (let i = 0; i < 3; i++) await post(alertJson(i, 'A'));
+    await clock.advance(0);
+    // A backlog at one send a second, then two more of rule A behind it.
+    for (let i = 1; i <= 5; i++) await post(alertJson(i, `B${i}`));
+    await post(alertJson(3, 'A'), alertJson(4, 'A'));
+    const stopped = w.stop(60_000, { drain: true });
+    for (let i = 0; i < 20; i++) await clock.advance(1000);
+    await stopped;
+    assert.ok(order.indexOf('summary of 2') >= 0 && order.indexOf('summary of 2') < order.indexOf('B5'), `the summary goes before the backlog: ${order}`);
+    assert.deepEqual(order.filter((x) => x === 'A' || x.startsWith('summary')), ['A', 'summary of 2', 'A', 'summary of 1'], 'of 5 alerts of rule A, 2 sent and 3 summarised');
   });
 
   test('a graceful stop (memory queue) closes the open windows: what they held back is summarised, not lost', async () => {

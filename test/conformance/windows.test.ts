@@ -1,0 +1,139 @@
+/**
+ * Dedup and throttle windows at the queue driver's interface, run against both drivers: what a
+ * window counts and holds back, what its close job takes, and what stays behind. The memory driver
+ * runs on a fake clock; Redis on its own clock, with windows long enough to stay open meanwhile.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { MemoryQueue } from '../../src/queue/memory.ts';
+import { RedisQueue } from '../../src/queue/redis.ts';
+import { RedisWindows } from '../../src/queue/redis-windows.ts';
+import { createLogger } from '../../src/log.ts';
+import type { QueueDriver, WindowHit } from '../../src/queue/types.ts';
+import { startRedis, type TestRedis } from '../helpers/redis.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
+import { MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../../src/pipeline/summary.ts';
+
+let redis: TestRedis;
+before(async () => {
+  redis = await startRedis();
+});
+after(() => redis.stop(true));
+
+/** An alert of key `key` in a dedup window of windowMs (one alert per key goes out). */
+const hit = (key: string, windowMs = 60_000): WindowHit => ({
+  kind: 'dedup',
+  hash: key,
+  windowMs,
+  limit: 1,
+  uuid: randomUUID(),
+  priority: 'Warning',
+  hostname: 'node-1',
+  pod: 'web-1',
+  rule: 'Terminal shell in container',
+  timeMs: 1743606903434,
+  time: '2025-04-02T15:15:03.434Z',
+  key: JSON.stringify([['rule', 'Terminal shell in container']]),
+});
+
+for (const driver of ['memory', 'redis'] as const) {
+  describe(`${driver} driver`, () => {
+    const queues: QueueDriver[] = [];
+    after(() => Promise.all(queues.map((q) => q.close())));
+
+    /** A driver of its own (a prefix of its own on Redis). */
+    async function open(): Promise<{ queue: QueueDriver; prefix: string }> {
+      const prefix = `win-${randomUUID().slice(0, 8)}`;
+      const queue =
+        driver === 'memory'
+          ? new MemoryQueue(1000, new FakeClock())
+          : await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+      queues.push(queue);
+      return { queue, prefix };
+    }
+
+    test('after its close job took what a window held back, later alerts of its key open a new window with a close job of its own', async () => {
+      const { queue } = await open();
+      const [, second] = await queue.countInWindows('out', [hit('k'), hit('k')]);
+      assert.equal(second.needsClose, true);
+      const taken = await queue.closeWindow('out', { kind: 'dedup', hash: 'k', start: second.start });
+      assert.equal(taken?.held, 1);
+      const [third, fourth] = await queue.countInWindows('out', [hit('k'), hit('k')]);
+      assert.notEqual(third.start, second.start, 'a new window');
+      assert.equal(third.n, 1, 'the first of the new window goes out');
+      assert.equal(fourth.needsClose, true, 'what the new window holds back gets its own close job');
+      assert.equal((await queue.closeWindow('out', { kind: 'dedup', hash: 'k', start: fourth.start }))?.held, 1);
+    });
+
+    test('a close job that runs again (after a crash or a hand-back) takes the same held-back count until it is dropped', async () => {
+      const { queue } = await open();
+      const counts = await queue.countInWindows('out', [hit('k'), hit('k'), hit('k')]);
+      const ref = { kind: 'dedup' as const, hash: 'k', start: counts[0].start };
+      assert.equal((await queue.closeWindow('out', ref))?.held, 2);
+      assert.equal((await queue.closeWindow('out', ref))?.held, 2, 'taken again: not lost by a crash before the summary went out');
+      await queue.dropWindow('out', ref);
+      assert.equal(await queue.closeWindow('out', ref), undefined);
+    });
+
+    test(`beyond ${MAX_OPEN_WINDOWS} keys with a window open, alerts of new keys share one overflow window, held back and summarised like any other`, async () => {
+      const { queue } = await open();
+      for (let i = 0; i < MAX_OPEN_WINDOWS; i += 1000) {
+        const counts = await queue.countInWindows('out', Array.from({ length: 1000 }, (_, k) => hit(`k${i + k}`)));
+        assert.ok(counts.every((c) => c.n === 1 && c.hash !== OVERFLOW_HASH));
+      }
+      const [a, b, c, known] = await queue.countInWindows('out', [hit('new-a'), hit('new-b'), hit('new-c'), hit('k0')]);
+      assert.deepEqual([a, b, c].map((x) => [x.hash, x.n]), [[OVERFLOW_HASH, 1], [OVERFLOW_HASH, 2], [OVERFLOW_HASH, 3]]);
+      assert.equal(c.start, a.start, 'one overflow window');
+      assert.deepEqual([known.hash, known.n], ['k0', 2], 'a key with a window open keeps counting in it');
+      assert.equal(b.needsClose, true);
+      const taken = await queue.closeWindow('out', { kind: 'dedup', hash: OVERFLOW_HASH, start: a.start });
+      assert.deepEqual([taken?.held, taken?.key], [2, OVERFLOW_KEY]);
+    });
+
+    test('an alert counted again in its window (its job ran before) says so', async () => {
+      const { queue } = await open();
+      const a = hit('k');
+      const b = hit('k');
+      const first = await queue.countInWindows('out', [a, b]);
+      const again = await queue.countInWindows('out', [a, b]);
+      assert.deepEqual(first.map((c) => [c.n, c.counted]), [[1, true], [2, true]]);
+      assert.deepEqual(again.map((c) => [c.n, c.counted]), [[1, false], [2, false]]);
+    });
+  });
+}
+
+describe('redis driver: what windows leave in Redis', () => {
+  test('a window that held nothing back is gone a minute after its end; what one held back is kept a day for its close job', async () => {
+    const prefix = `ttl-${randomUUID().slice(0, 8)}`;
+    const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+    try {
+      // 1,000 alerts whose keys all differ (a varying command line), in 1 s windows: none held back.
+      await queue.countInWindows('out', Array.from({ length: 1000 }, (_, i) => hit(`cmd-${i}`, 1000)));
+      const [, held] = await queue.countInWindows('out', [hit('same', 1000), hit('same', 1000)]);
+      const keys = await queue.commands.keys(`${prefix}:win:*`);
+      const ttl = new Map(await Promise.all(keys.map(async (k) => [k, await queue.commands.pttl(k)] as const)));
+      const aggregate = `${prefix}:win:out:dedup:same:${held.start}`;
+      const longLived = [...ttl].filter(([, ms]) => ms > 61_000 || ms < 0).map(([k]) => k);
+      assert.deepEqual(longLived.filter((k) => !k.startsWith(aggregate)).sort(), [], 'nothing else outlives its window by more than a minute');
+      assert.ok(ttl.get(aggregate)! > 86_000_000, 'the held-back count waits for its close job');
+    } finally {
+      await queue.close();
+    }
+  });
+
+  test('route-test sees the overflow window an alert of a new key would be counted in, once the bound is reached', async () => {
+    const prefix = `peek-${randomUUID().slice(0, 8)}`;
+    const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+    try {
+      const windows = new RedisWindows(queue.commands, prefix);
+      for (let i = 0; i < MAX_OPEN_WINDOWS; i += 1000) await queue.countInWindows('out', Array.from({ length: 1000 }, (_, k) => hit(`k${i + k}`)));
+      assert.equal(await windows.peek('out', hit('new'), Date.now()), undefined, 'no overflow window open yet: the alert would be sent');
+      await queue.countInWindows('out', [hit('other')]);
+      assert.deepEqual(await windows.peek('out', hit('new'), Date.now()).then((p) => [p?.n, p?.overflow]), [1, true]);
+      assert.deepEqual(await windows.peek('out', hit('k0'), Date.now()).then((p) => [p?.n, p?.overflow]), [1, false]);
+    } finally {
+      await queue.close();
+    }
+  });
+});
