@@ -220,10 +220,23 @@ export async function startRouter(initial: RouterConfig, types: readonly OutputT
   };
 }
 
-/** The two tokens (auth.token and auth.apitoken), each given inline or in a file. */
+/**
+ * The two tokens (auth.token and auth.apitoken), each given inline or in a file. An empty file is
+ * refused: read as "no token", a Secret mounted empty by mistake would open what it should close.
+ */
 function readTokens(cfg: RouterConfig): { token: string; apiToken: string } {
-  const read = (inline: string, file: string) => inline || (file ? readFileSync(file, 'utf8').trim() : '');
-  return { token: read(cfg.auth.token, cfg.auth.tokenfile), apiToken: read(cfg.auth.apitoken, cfg.auth.apitokenfile) };
+  const read = (inline: string, file: string, key: string) => {
+    if (inline || !file) return inline;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new Error(`${key}: cannot read ${file}: ${(err as Error).message}`);
+    }
+    if (text === '') throw new Error(`${key}: ${file} is empty; it must hold the token`);
+    return text;
+  };
+  return { token: read(cfg.auth.token, cfg.auth.tokenfile, 'auth.tokenfile'), apiToken: read(cfg.auth.apitoken, cfg.auth.apitokenfile, 'auth.apitokenfile') };
 }
 
 function clientTls(cfg: RouterConfig): ClientTlsFiles {

@@ -776,8 +776,14 @@ outputs:
     assert.deepEqual(markersIn(outFile), [2, 4]);
 
     // An unreadable token file is refused by the reload; the running token stays.
-    await assert.rejects(reloadWith(r, yaml.replace(tokenFile, join(tempDir(), 'missing'))), /ENOENT/);
+    await assert.rejects(reloadWith(r, yaml.replace(tokenFile, join(tempDir(), 'missing'))), /auth\.tokenfile: cannot read .*missing: ENOENT/);
     assert.equal((await r.post(falcoEvent(5), { headers: { authorization: 'Bearer from-file-2' } })).status, 200);
+    // An empty one too: read as "no token", it would open POST / to anyone.
+    const empty = join(tempDir(), 'empty');
+    writeFileSync(empty, '\n');
+    await assert.rejects(reloadWith(r, yaml.replace(tokenFile, empty)), /auth\.tokenfile: .*empty is empty; it must hold the token/);
+    await assert.rejects(reloadWith(r, `auth: { apitokenfile: ${empty} }\n`), /auth\.apitokenfile: .*empty is empty/);
+    assert.equal((await r.post(falcoEvent(6))).status, 401, 'the running token stays');
   } finally {
     await r.stop();
   }
