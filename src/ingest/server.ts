@@ -135,7 +135,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       const why = routed.reasons[i];
       if (why === undefined) continue;
       metrics.filtered(routing.outputs[i].name, why);
-      if (why === 'silence') deps.silences!.count(ev, routing.outputs[i].name);
+      if (why === 'silence') deps.silences!.count(routed.silenced![i], routing.outputs[i].name);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });
     metrics.falcoEvents.inc({

@@ -317,8 +317,6 @@ interface Hot {
   end: number;
   outputs: ReadonlySet<string> | undefined;
   matchers: Matcher[];
-  /** Alerts kept back not yet handed to the backend, per output. */
-  counts: Map<string, number>;
 }
 
 type Counts = Map<string, Map<string, number>>;
@@ -383,10 +381,11 @@ export abstract class SilenceStore {
     return this.#hot.length === 0 ? undefined : this.#match(ev, output)?.silence;
   }
 
-  /** Counts an alert a silence kept from an output, once the alert is stored (per silence; written once a second). */
-  count(ev: FalcoEvent, output: string): void {
-    const hot = this.#hot.length === 0 ? undefined : this.#match(ev, output);
-    if (hot) hot.counts.set(output, (hot.counts.get(output) ?? 0) + 1);
+  /** Counts an alert the silence `id` kept from an output, once the alert is stored (written once a second). */
+  count(id: string, output: string): void {
+    // Absent only when the silence was removed (retention) since routing asked.
+    const m = this.#pending.get(id);
+    if (m) m.set(output, (m.get(output) ?? 0) + 1);
   }
 
   #match(ev: FalcoEvent, output: string): Hot | undefined {
@@ -444,9 +443,8 @@ export abstract class SilenceStore {
           continue;
         }
       }
-      let counts = this.#pending.get(s.id);
-      if (!counts) this.#pending.set(s.id, (counts = new Map()));
-      hot.push({ silence: s, start, end, outputs: s.outputs ? new Set(s.outputs) : undefined, matchers, counts });
+      if (!this.#pending.has(s.id)) this.#pending.set(s.id, new Map());
+      hot.push({ silence: s, start, end, outputs: s.outputs ? new Set(s.outputs) : undefined, matchers });
     }
     // Oldest first (a stable sort: the order given breaks ties), so an alert two silences cover is counted for the older.
     hot.sort((a, b) => cmp(a.silence.createdAt, b.silence.createdAt));

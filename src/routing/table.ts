@@ -42,6 +42,8 @@ export interface RouteResult {
   readonly targets: string[];
   /** Per instance, at the index it has in the table's `outputs`: why it does not get the alert; undefined where it does. */
   readonly reasons: Array<RouteReason | undefined>;
+  /** Where the reason is `silence`, at the same index: the silence's id (absent when no silence applied). */
+  readonly silenced?: string[];
 }
 
 /** route-test's answer: for each instance, sent or not, and what decided it. */
@@ -89,6 +91,7 @@ export class RoutingTable {
     const outs = this.outputs;
     const targets: string[] = [];
     const reasons = new Array<RouteReason | undefined>(outs.length);
+    let silenced: string[] | undefined;
     const test = ev.rule === TEST_RULE;
     const level = levelOf(ev.priority);
     // Same answer for every instance: evaluated once per alert.
@@ -97,8 +100,10 @@ export class RoutingTable {
       const why = test ? undefined : this.#decide(i, ev, level, globalHit, silences);
       if (why === undefined) targets.push(outs[i].name);
       else reasons[i] = why;
+      // Asked again at once for the same alert: the store's per-alert memo answers without matching.
+      if (why === 'silence') (silenced ??= [])[i] = silences!.silencedBy(ev, outs[i].name)!.id;
     }
-    return { targets, reasons };
+    return silenced ? { targets, reasons, silenced } : { targets, reasons };
   }
 
   /** The same decisions as route(), with what made each (route-test). */

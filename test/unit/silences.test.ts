@@ -35,8 +35,8 @@ function store(opts: { path?: string; retentionMs?: number; clock?: { t: number 
 /** What ingest does with a stored alert: route it past the silences, and count each output a silence kept it from. */
 function drop(s: MemorySilenceStore, ev: FalcoEvent, outputs: string[]): string[] {
   const table = new RoutingTable(outputs.map((name) => ({ name, minimumpriority: 0 })));
-  const { targets, reasons } = table.route(ev, s);
-  reasons.forEach((why, i) => why === 'silence' && s.count(ev, outputs[i]));
+  const { targets, reasons, silenced } = table.route(ev, s);
+  reasons.forEach((why, i) => why === 'silence' && s.count(silenced![i], outputs[i]));
   return targets;
 }
 
