@@ -12,6 +12,12 @@ import { ROUTE_REASONS, type RouteReason } from './routing/table.ts';
 export type FilterReason = RouteReason | 'dedup' | 'throttle';
 const FILTER_REASONS: readonly FilterReason[] = [...ROUTE_REASONS, 'dedup', 'throttle'];
 
+type FalcoEventLabels = Record<'hostname' | 'rule' | 'priority' | 'priority_raw' | 'source' | 'k8s_ns_name' | 'k8s_pod_name', string>;
+/** Series of falco_events_total kept apart; a fleet has nodes × rules × priorities of them. */
+export const MAX_FALCO_SERIES = 10_000;
+const OTHER: FalcoEventLabels = { hostname: 'other', rule: 'other', priority: 'other', priority_raw: 'other', source: 'other', k8s_ns_name: '', k8s_pod_name: '' };
+const OTHER_KEY = '\0other';
+
 export class Metrics implements DeliveryObserver {
   readonly registry = new Registry();
   readonly falcoEvents: Counter<'hostname' | 'rule' | 'priority' | 'priority_raw' | 'source' | 'k8s_ns_name' | 'k8s_pod_name'>;
@@ -28,6 +34,8 @@ export class Metrics implements DeliveryObserver {
   readonly outputEvents: Counter<'output' | 'type' | 'stat'>;
   readonly setupFailures: Counter<'output' | 'type'>;
   readonly filteredEvents: Counter<'output' | 'reason'>;
+  /** falco_events_total's series by their labels joined; at most MAX_FALCO_SERIES, then OTHER. */
+  readonly #falco = new Map<string, { labels: FalcoEventLabels; n: number }>();
   /** Per output, the filtered counts: read by the metric at scrape time and by /ready. */
   readonly #filtered = new Map<string, Record<FilterReason, number>>();
 
@@ -35,11 +43,18 @@ export class Metrics implements DeliveryObserver {
     const r = this.registry;
     collectDefaultMetrics({ register: r });
     const p = 'falcosecurity_falcosidekick_';
+    const falco = this.#falco;
     this.falcoEvents = new Counter({
       name: `${p}falco_events_total`,
-      help: 'Falco events accepted, by rule and priority',
+      help: `Falco events accepted, by hostname, rule and priority (at most ${MAX_FALCO_SERIES} series; the rest count under "other")`,
       labelNames: ['hostname', 'rule', 'priority', 'priority_raw', 'source', 'k8s_ns_name', 'k8s_pod_name'],
       registers: [r],
+      // Counted in a map and written out at scrape time, as the filtered counter: the labels come
+      // from the request body, so whoever can post chooses them, and prom-client never forgets a series.
+      collect() {
+        this.reset();
+        for (const s of falco.values()) this.inc(s.labels, s.n);
+      },
     });
     this.inputs = new Counter({ name: `${p}inputs_total`, help: 'Ingest requests by status', labelNames: ['source', 'status'], registers: [r] });
     this.outputs = new Counter({ name: `${p}outputs_total`, help: 'Delivery attempts by output and status (ok or error)', labelNames: ['destination', 'status'], registers: [r] });
@@ -126,6 +141,18 @@ export class Metrics implements DeliveryObserver {
         for (const [state, n] of Object.entries(states())) this.set({ state }, n);
       },
     });
+  }
+
+  /** Counts an accepted alert in falcosidekick's falco_events_total. */
+  falcoEvent(hostname: string, rule: string, level: number, priority: string, source: string): void {
+    const key = `${hostname}\0${rule}\0${level}\0${priority}\0${source}`;
+    let s = this.#falco.get(key);
+    if (!s) {
+      const labels = this.#falco.size < MAX_FALCO_SERIES ? { hostname, rule, priority: String(level), priority_raw: priority, source, k8s_ns_name: '', k8s_pod_name: '' } : OTHER;
+      s = this.#falco.get(labels === OTHER ? OTHER_KEY : key);
+      if (!s) this.#falco.set(labels === OTHER ? OTHER_KEY : key, (s = { labels, n: 0 }));
+    }
+    s.n++;
   }
 
   /** Counts an alert an output did not get; at ingest once the alert is stored. */

@@ -138,15 +138,7 @@ export function buildServer(deps: IngestDeps, opts: ServerOptions = {}): Fastify
       if (why === 'silence') deps.silences!.count(routed.silenced![i], routing.outputs[i].name);
     }
     metrics.inputs.inc({ source: 'requests', status: 'accepted' });
-    metrics.falcoEvents.inc({
-      hostname: ev.hostname || 'unknown',
-      rule: ev.rule,
-      priority: String(priorityLevel(ev.priority)),
-      priority_raw: ev.priority.toLowerCase(),
-      source: ev.source,
-      k8s_ns_name: '',
-      k8s_pod_name: '',
-    });
+    metrics.falcoEvent(ev.hostname || 'unknown', ev.rule, priorityLevel(ev.priority), ev.priority.toLowerCase(), ev.source);
     metrics.ingestLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return reply.code(200).send();
   };
