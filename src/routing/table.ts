@@ -99,9 +99,11 @@ export class RoutingTable {
     for (let i = 0; i < outs.length; i++) {
       const why = test ? undefined : this.#decide(i, ev, level, globalHit, silences);
       if (why === undefined) targets.push(outs[i].name);
-      else reasons[i] = why;
-      // Asked again at once for the same alert: the store's per-alert memo answers without matching.
-      if (why === 'silence') (silenced ??= [])[i] = silences!.silencedBy(ev, outs[i].name)!.id;
+      else if (typeof why === 'string') reasons[i] = why;
+      else {
+        reasons[i] = 'silence';
+        (silenced ??= [])[i] = why.id;
+      }
     }
     return silenced ? { targets, reasons, silenced } : { targets, reasons };
   }
@@ -112,9 +114,10 @@ export class RoutingTable {
     const level = levelOf(ev.priority);
     const globalHit = test ? -1 : firstExcluding(this.exclude, ev);
     const outputs = this.outputs.map((output, i): OutputVerdict => {
-      const reason = test ? undefined : this.#decide(i, ev, level, globalHit, silences);
+      const why = test ? undefined : this.#decide(i, ev, level, globalHit, silences);
+      const reason = typeof why === 'object' ? 'silence' : why;
       const verdict: OutputVerdict = { output, sent: reason === undefined, reason };
-      if (reason === 'silence') verdict.silence = silences!.silencedBy(ev, output.name)!.id;
+      if (typeof why === 'object') verdict.silence = why.id;
       if (reason === 'match') {
         const index = firstFailing(this.#match[i], ev);
         verdict.failed = { index, matcher: this.#match[i][index] };
@@ -127,13 +130,12 @@ export class RoutingTable {
     return { test, globalExclude: globalHit >= 0 ? { index: globalHit, entry: this.exclude[globalHit] } : undefined, outputs };
   }
 
-  /** The one place the order of the checks is written (route and explain both use it). */
-  #decide(i: number, ev: FalcoEvent, level: number, globalHit: number, silences?: Silences): RouteReason | undefined {
+  /** The one place the order of the checks is written (route and explain both use it). A silence that applies is returned itself. */
+  #decide(i: number, ev: FalcoEvent, level: number, globalHit: number, silences?: Silences): Exclude<RouteReason, 'silence'> | { id: string } | undefined {
     if (level < this.outputs[i].minimumpriority) return 'priority';
     if (globalHit >= 0) return 'exclude';
     if (firstFailing(this.#match[i], ev) >= 0) return 'match';
     if (firstExcluding(this.#excludes[i], ev) >= 0) return 'exclude';
-    if (silences?.silencedBy(ev, this.outputs[i].name)) return 'silence';
-    return undefined;
+    return silences?.silencedBy(ev, this.outputs[i].name);
   }
 }
