@@ -188,6 +188,15 @@ export const globalSchema = z.strictObject({
         ),
       apitokenfile: z.string().default('').describe('A file holding auth.apitoken (a mounted Secret); read at start and on reload.'),
     })
+    // Both set, one would be ignored without a word: a rotated Secret that never takes effect.
+    .superRefine((a, ctx) => {
+      for (const [inline, file] of [
+        ['token', 'tokenfile'],
+        ['apitoken', 'apitokenfile'],
+      ] as const) {
+        if (a[inline] !== '' && a[file] !== '') ctx.addIssue({ code: 'custom', path: [file], message: `set auth.${inline} or auth.${file}, not both` });
+      }
+    })
     .prefault({}),
   testendpoint: z
     .enum(['enabled', 'disabled', 'token'], { message: 'must be enabled, disabled or token' })

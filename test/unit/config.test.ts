@@ -152,6 +152,12 @@ test('outputs that make one call per alert refuse delivery.maxbatch above 1, so 
   assert.deepEqual(p, ['outputs[0].delivery.maxbatch: slack makes one call per alert; it must be at most 1']);
 });
 
+test('a token given both inline and as a file is refused, naming both keys (one would be ignored)', () => {
+  assert.deepEqual(problems('auth: { apitoken: abcdefgh, apitokenfile: /run/secrets/apitoken }\n'), ['auth.apitokenfile: set auth.apitoken or auth.apitokenfile, not both']);
+  assert.deepEqual(problems(undefined, { AUTH_TOKEN: 'abcdefgh', AUTH_TOKENFILE: '/run/secrets/token' }), ['auth.tokenfile: set auth.token or auth.tokenfile, not both']);
+  assert.deepEqual(load('auth: { token: abcdefgh, apitokenfile: /run/secrets/apitoken }\n', {}).auth.apitokenfile, '/run/secrets/apitoken', 'a token of each kind is fine');
+});
+
 test('rejects duplicate output names', () => {
   const p = problems('webhook: { address: "http://a/" }\noutputs: [{ name: webhook, type: file, path: /tmp/x }]\n');
   assert.ok(p.some((x) => /^webhook\.name: "webhook" is already used by outputs\[0\]/.test(x)), p.join('\n'));
