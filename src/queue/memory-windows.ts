@@ -49,8 +49,20 @@ export class MemoryWindows {
         n = ++w.n;
         w.uuids.set(h.uuid, n);
         if (n > h.limit) {
-          const key = hash === OVERFLOW_HASH ? OVERFLOW_KEY : (JSON.parse(h.key) as Array<[string, string]>);
-          w.agg ??= { held: 0, end: w.end, key, byPriority: {}, hostnames: [], pods: [], rules: [], first: h.time, last: h.time, firstMs: h.timeMs, lastMs: h.timeMs };
+          // The key is parsed once per window, when it first holds something back, not per alert.
+          w.agg ??= {
+            held: 0,
+            end: w.end,
+            key: hash === OVERFLOW_HASH ? OVERFLOW_KEY : (JSON.parse(h.key) as Array<[string, string]>),
+            byPriority: {},
+            hostnames: [],
+            pods: [],
+            rules: [],
+            first: h.time,
+            last: h.time,
+            firstMs: h.timeMs,
+            lastMs: h.timeMs,
+          };
           const a = w.agg;
           a.held++;
           a.byPriority[h.priority] = (a.byPriority[h.priority] ?? 0) + 1;
