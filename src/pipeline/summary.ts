@@ -31,6 +31,11 @@ export interface SummaryGroup {
   last: string;
   /** dedup and throttle: the window (epoch ms) and the throttle's maximum. */
   window?: { start: number; end: number; max?: number };
+  /**
+   * The stage's overflow window (keys beyond MAX_OPEN_WINDOWS). A flag, not a look at the key: a
+   * real key field may be named `overflow` (a custom field).
+   */
+  overflow?: true;
 }
 
 /** Values listed per group; the count says how many alerts there were. */
@@ -87,7 +92,7 @@ export function span(g: SummaryGroup): string {
 export function summaryLine(g: SummaryGroup): string {
   const n = `${g.count} more ${g.count === 1 ? 'alert' : 'alerts'}`;
   const what = g.key.map(([k, v]) => (k === 'rule' ? `rule ${v}` : `${k}=${v}`)).join(', ');
-  if (g.key[0]?.[0] === OVERFLOW_KEY[0][0]) return `${n} held back by ${g.reason} in its overflow window (${OVERFLOW_KEY[0][1]}), ${span(g)} UTC`;
+  if (g.overflow) return `${n} held back by ${g.reason} in its overflow window (${OVERFLOW_KEY[0][1]}), ${span(g)} UTC`;
   if (g.reason === 'dedup') return `and ${g.count} more identical ${g.count === 1 ? 'alert' : 'alerts'} (${what}), ${span(g)} UTC`;
   if (g.reason === 'throttle') return `${n} for ${what} held back, ${span(g)} UTC (at most ${g.window?.max} per ${windowText(g)})`;
   return `${n} for ${what} ${lastMinutes(g)}`;

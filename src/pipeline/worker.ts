@@ -13,7 +13,7 @@ import { HandBack, OutputError, type FailureReason } from '../errors.ts';
 import type { Consumer, QueueDriver, QueueJob, WindowRef } from '../queue/types.ts';
 import type { SendContext } from '../../outputs/sdk/contract.ts';
 import { serializeEvent } from '../event/falco-event.ts';
-import { backlogGroups, summaryEvent, type SummaryGroup } from './summary.ts';
+import { backlogGroups, OVERFLOW_HASH, summaryEvent, type SummaryGroup } from './summary.ts';
 import { noiseStages, windowHit, type NoiseStage } from './noise.ts';
 import { Gatherer, type LaneHandle } from './gatherer.ts';
 import { Pacer } from './pacer.ts';
@@ -365,6 +365,7 @@ export class DeliveryWorker {
       first: agg.first,
       last: agg.last,
       window: { start: ref.start, end: agg.end, max: ref.kind === 'throttle' ? this.instance.throttle?.max : undefined },
+      ...(ref.hash === OVERFLOW_HASH ? { overflow: true as const } : {}),
     };
     const run = new JobRun({ ...job, events: [serializeEvent(summaryEvent(group))], done: 0 }, this.#clock, { add: () => {} });
     const [item] = run.items;

@@ -634,8 +634,16 @@ describe('dedup and throttle', () => {
     }
     await clock.advance(61_000);
     assert.equal(sent, MAX_OPEN_WINDOWS + 1, 'one alert per key, and the first of the overflow window');
-    assert.deepEqual(summaries.map((g) => [g.count, summaryLine(g)]), [[2, '2 more alerts held back by dedup in its overflow window (more than 10000 keys with a window open), 15:15 UTC']]);
+    assert.deepEqual(summaries.map((g) => [g.count, g.overflow, summaryLine(g)]), [[2, true, '2 more alerts held back by dedup in its overflow window (more than 10000 keys with a window open), 15:15 UTC']]);
     assert.equal(counts.filtered, 2);
+  });
+
+  test('a key field that happens to be named overflow (a custom field) is summarised as its own key, not as the overflow window', async () => {
+    const summaries: SummaryGroup[] = [];
+    const { clock, post } = run({ send: async () => {}, sendSummary: async (g) => void summaries.push(...g) }, { throttle: { window: 60_000, max: 1, key: ['overflow'] } });
+    for (let i = 0; i < 3; i++) await post(alertJson(i, 'Terminal shell in container', { overflow: 'eu-west' }));
+    await clock.advance(61_000);
+    assert.deepEqual(summaries.map((g) => [g.overflow, summaryLine(g)]), [[undefined, '2 more alerts for overflow=eu-west held back, 15:15 UTC (at most 1 per 1 min)']]);
   });
 
   test('a summary the output refuses is dead-lettered but not counted again: delivered + filtered + dead-lettered adds up to routed', async () => {
