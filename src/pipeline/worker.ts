@@ -13,7 +13,7 @@ import { HandBack, OutputError, type FailureReason } from '../errors.ts';
 import type { Consumer, QueueDriver, QueueJob, WindowRef } from '../queue/types.ts';
 import type { SendContext } from '../../outputs/sdk/contract.ts';
 import { serializeEvent } from '../event/falco-event.ts';
-import { backlogGroups, OVERFLOW_HASH, summaryEvent, type SummaryGroup } from './summary.ts';
+import { groupBacklog, OVERFLOW_HASH, summaryEvent, type SummaryGroup } from './summary.ts';
 import { noiseStages, windowHit, type NoiseStage } from './noise.ts';
 import { Gatherer, type LaneHandle } from './gatherer.ts';
 import { Pacer } from './pacer.ts';
@@ -492,14 +492,11 @@ export class DeliveryWorker {
    * makes one call per group; all or nothing would resend the first groups when a later one fails).
    */
   async #sendSummary(items: readonly Item[], ctx: SendContext): Promise<void> {
-    const backlog = items.filter((it) => !it.group);
-    const groups = [...backlogGroups(backlog.map((it) => it.event.event)), ...items.flatMap((it) => (it.group ? [it.group] : []))];
+    const backlog = groupBacklog(items.filter((it) => !it.group), (it) => it.event.event);
+    const groups = [...backlog.map((b) => b.group), ...items.flatMap((it) => (it.group ? [it.group] : []))];
     if (this.output.sendSummary) return this.output.sendSummary(groups, ctx);
     const standsFor = new Map<StoredEvent, StoredEvent[]>();
-    for (const g of groups.filter((g) => g.reason === 'backlog')) {
-      const rule = g.key[0][1];
-      standsFor.set(new StoredEvent(serializeEvent(summaryEvent(g))), backlog.filter((it) => it.event.event.rule === rule).map((it) => it.event));
-    }
+    for (const b of backlog) standsFor.set(new StoredEvent(serializeEvent(summaryEvent(b.group))), b.items.map((it) => it.event));
     // A window summary's item is already its group as an alert (the same uuid on every retry).
     for (const it of items) if (it.group) standsFor.set(it.event, [it.event]);
     const of = (events: readonly StoredEvent[]) => events.flatMap((e) => standsFor.get(e) ?? []);
