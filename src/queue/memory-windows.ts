@@ -19,18 +19,30 @@ interface Window {
   agg?: WindowAggregate & { firstMs: number; lastMs: number };
 }
 
-export class MemoryWindows {
+/** The open windows of one output's stage (dedup or throttle). */
+interface Stage {
+  /** By key hash, the overflow window's included. */
+  byHash: Map<string, Window>;
   /**
-   * Open windows by output and stage, then by key hash, in the order they opened: a stage's
-   * windows all last the same, so those over are at the front and are forgotten in passing.
+   * The same windows by length, each length's in the order they opened, which is the order they
+   * end: those over are at the front and are forgotten in passing. Not one list for the stage: a
+   * reload can shorten its window (the memory queue outlives reloads), and windows that ended
+   * behind a longer one still open would count toward MAX_OPEN_WINDOWS, sending new keys to the
+   * overflow window early.
    */
-  readonly #open = new Map<string, Map<string, Window>>();
+  byLength: Map<number, Map<string, Window>>;
+}
+
+export class MemoryWindows {
+  /** Open windows by output and stage. */
+  readonly #open = new Map<string, Stage>();
   /** Windows that held something and wait for their close job, by ref. */
   readonly #closing = new Map<string, Window>();
 
   count(output: string, hits: readonly WindowHit[], now: number): WindowCount[] {
     return hits.map((h) => {
-      const open = this.#openOf(`${output}|${h.kind}`, now);
+      const stage = this.#stageOf(`${output}|${h.kind}`, now);
+      const open = stage.byHash;
       const full = open.size - (open.has(OVERFLOW_HASH) ? 1 : 0) >= MAX_OPEN_WINDOWS;
       const hash = open.has(h.hash) || !full ? h.hash : OVERFLOW_HASH;
       const id = `${output}|${h.kind}|${hash}`;
@@ -39,9 +51,12 @@ export class MemoryWindows {
         // A window taken in this same millisecond keeps its start (its close job's ref): the next one starts after.
         let start = now;
         while (this.#closing.has(`${id}|${start}`)) start++;
+        if (w) forget(stage, hash, w);
         w = { start, end: start + h.windowMs, n: 0, closeScheduled: false, uuids: new Map() };
-        open.delete(hash);
         open.set(hash, w);
+        let same = stage.byLength.get(h.windowMs);
+        if (!same) stage.byLength.set(h.windowMs, (same = new Map()));
+        same.set(hash, w);
       }
       let n = w.uuids.get(h.uuid);
       const counted = n === undefined;
@@ -83,8 +98,9 @@ export class MemoryWindows {
 
   /** Ends the window if it is still open (later alerts open a new one) and returns what it held back, until drop. */
   take(output: string, ref: WindowRef): WindowAggregate | undefined {
-    const open = this.#open.get(`${output}|${ref.kind}`);
-    if (open?.get(ref.hash)?.start === ref.start) open.delete(ref.hash);
+    const stage = this.#open.get(`${output}|${ref.kind}`);
+    const w = stage?.byHash.get(ref.hash);
+    if (stage && w?.start === ref.start) forget(stage, ref.hash, w);
     const a = this.#closing.get(key(output, ref))?.agg;
     if (!a) return undefined;
     const { firstMs: _f, lastMs: _l, ...agg } = a;
@@ -103,15 +119,27 @@ export class MemoryWindows {
   }
 
   /** A stage's open windows, less those over (what they held is in #closing until their close job). */
-  #openOf(stage: string, now: number): Map<string, Window> {
-    let open = this.#open.get(stage);
-    if (!open) this.#open.set(stage, (open = new Map()));
-    for (const [hash, w] of open) {
-      if (w.end > now) break;
-      open.delete(hash);
+  #stageOf(id: string, now: number): Stage {
+    let stage = this.#open.get(id);
+    if (!stage) this.#open.set(id, (stage = { byHash: new Map(), byLength: new Map() }));
+    for (const [length, same] of stage.byLength) {
+      for (const [hash, w] of same) {
+        if (w.end > now) break;
+        same.delete(hash);
+        stage.byHash.delete(hash);
+      }
+      if (same.size === 0) stage.byLength.delete(length);
     }
-    return open;
+    return stage;
   }
+}
+
+function forget(stage: Stage, hash: string, w: Window): void {
+  stage.byHash.delete(hash);
+  const length = w.end - w.start;
+  const same = stage.byLength.get(length);
+  same?.delete(hash);
+  if (same?.size === 0) stage.byLength.delete(length);
 }
 
 const key = (output: string, ref: WindowRef) => `${output}|${ref.kind}|${ref.hash}|${ref.start}`;

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.ts';
 import type { QueueDriver, WindowHit } from '../../src/queue/types.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import { delay } from '../helpers/wait.ts';
 import { MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../../src/pipeline/summary.ts';
 
 let redis: TestRedis;
@@ -42,15 +43,16 @@ for (const driver of ['memory', 'redis'] as const) {
     const queues: QueueDriver[] = [];
     after(() => Promise.all(queues.map((q) => q.close())));
 
-    /** A driver of its own (a prefix of its own on Redis). */
-    async function open(): Promise<{ queue: QueueDriver; prefix: string }> {
+    /** A driver of its own (a prefix of its own on Redis), and a way to let time pass on its clock. */
+    async function open(): Promise<{ queue: QueueDriver; prefix: string; pass(ms: number): Promise<void> }> {
       const prefix = `win-${randomUUID().slice(0, 8)}`;
+      const clock = new FakeClock();
       const queue =
         driver === 'memory'
-          ? new MemoryQueue(1000, new FakeClock())
+          ? new MemoryQueue(1000, clock)
           : await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
       queues.push(queue);
-      return { queue, prefix };
+      return { queue, prefix, pass: async (ms) => void (driver === 'memory' ? await clock.advance(ms) : await delay(ms)) };
     }
 
     test('after its close job took what a window held back, later alerts of its key open a new window with a close job of its own', async () => {
@@ -89,6 +91,20 @@ for (const driver of ['memory', 'redis'] as const) {
       assert.equal(b.needsClose, true);
       const taken = await queue.closeWindow('out', { kind: 'dedup', hash: OVERFLOW_HASH, start: a.start });
       assert.deepEqual([taken?.held, taken?.key], [2, OVERFLOW_KEY]);
+    });
+
+    test('windows that ended no longer count toward the bound, though a longer one opened before them is still open (a reload shortened the window)', async () => {
+      const { queue, pass } = await open();
+      // Long enough on Redis's real clock for the bound to be filled before any of them ends.
+      const short = 2000;
+      await queue.countInWindows('out', [hit('long', 3_600_000)]);
+      for (let i = 1; i < MAX_OPEN_WINDOWS; i += 1000) await queue.countInWindows('out', Array.from({ length: Math.min(1000, MAX_OPEN_WINDOWS - i) }, (_, k) => hit(`short${i + k}`, short)));
+      const [full] = await queue.countInWindows('out', [hit('early', short)]);
+      assert.equal(full.hash, OVERFLOW_HASH, 'the bound is reached');
+      await pass(short + 100);
+      const [fresh, long] = await queue.countInWindows('out', [hit('new', short), hit('long', 3_600_000)]);
+      assert.deepEqual([fresh.hash, fresh.n], ['new', 1], 'a new key gets a window of its own: the short windows are over');
+      assert.deepEqual([long.hash, long.n], ['long', 2], 'the long window is still open');
     });
 
     test('an alert counted again in its window (its job ran before) says so', async () => {
