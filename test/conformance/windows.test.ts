@@ -138,6 +138,27 @@ describe('redis driver: what windows leave in Redis', () => {
     }
   });
 
+  test('what a window held back takes a handful of fields however many alerts it held; its alerts\' uuids go a minute after its end', async () => {
+    const prefix = `size-${randomUUID().slice(0, 8)}`;
+    const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+    try {
+      // 2,000 alerts of one key in a minute's window: one sent, 1,999 held back.
+      const counts = await queue.countInWindows('out', Array.from({ length: 2000 }, () => hit('same')));
+      const ref = { kind: 'dedup' as const, hash: 'same', start: counts[0].start };
+      const aggregate = `${prefix}:win:out:dedup:same:${ref.start}`;
+      const summaryFields = ['end', 'first', 'firstMs', 'held', 'key', 'last', 'lastMs', 'p:Warning'];
+      assert.deepEqual((await queue.commands.hkeys(aggregate)).sort(), summaryFields, 'no field per alert');
+      const keys = await queue.commands.keys(`${prefix}:win:*`);
+      const dayLong = [];
+      for (const k of keys) if ((await queue.commands.pttl(k)) > 60_000 + 61_000) dayLong.push(k);
+      assert.deepEqual(dayLong.sort(), [aggregate, `${aggregate}:h`, `${aggregate}:p`, `${aggregate}:r`], 'only the summary waits a day for its close job');
+      assert.equal((await queue.closeWindow('out', ref))?.held, 1999);
+      assert.deepEqual((await queue.commands.hkeys(`${aggregate}:taken`)).sort(), summaryFields);
+    } finally {
+      await queue.close();
+    }
+  });
+
   test('route-test sees the overflow window an alert of a new key would be counted in, once the bound is reached', async () => {
     const prefix = `peek-${randomUUID().slice(0, 8)}`;
     const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
