@@ -299,7 +299,7 @@ export class DeliveryWorker {
     let items = run.items;
     if (this.#noise.length > 0) {
       try {
-        items = await this.#holdBack(items);
+        items = await this.#holdBack(job, items);
       } catch (err) {
         // Counting needs the queue (Redis); until it answers, the job goes back untouched.
         this.#logger.warn({ output: this.instance.name, type: this.instance.type, err: (err as Error).message }, `dedup/throttle could not count: ${(err as Error).message}; the alerts go back to the queue`);
@@ -324,12 +324,12 @@ export class DeliveryWorker {
    * close job first, so a crash in between cannot lose the held-back count. An alert whose job runs
    * again (handed back, or after a crash) is counted in its window once, and so as filtered once.
    */
-  async #holdBack(items: Item[]): Promise<Item[]> {
+  async #holdBack(job: QueueJob, items: Item[]): Promise<Item[]> {
     const { name, type } = this.instance;
     let pass = items;
     for (const stage of this.#noise) {
       const hits = pass.map((it) => windowHit(stage, it.event.event));
-      const counts = await this.#queue.countInWindows(name, hits);
+      const counts = await this.#queue.countInWindows(name, hits, job);
       const toClose = new Map<string, { ref: WindowRef; end: number }>();
       for (const c of counts) if (c.needsClose) toClose.set(`${c.hash}|${c.start}`, { ref: { kind: stage.kind, hash: c.hash, start: c.start }, end: c.end });
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);

@@ -6,6 +6,16 @@
  * and stage; beyond, an alert whose key has none goes into the stage's overflow window. A window
  * that held nothing is forgotten once over; one that held something is ended and taken by its
  * close job (take), and forgotten once its summary went out (drop).
+ *
+ * Counted once per uuid without a record per alert in the window. Redis keeps one (its jobs
+ * outlive a crash); here it grew with every alert held back (510 MB for a million in one window,
+ * outside queue.maxevents). Instead a window keeps the uuids it let through (at most its limit),
+ * and a job keeps where its own alerts were held back (JobMemo): the memory queue keeps the job
+ * across a hand-back, so a run after it counts them once, and the memo goes with the job. A cap
+ * per window would still grow with the number of windows, and count twice beyond it. The one
+ * difference from Redis: an alert held back that comes again in another job (the same uuid posted
+ * twice) is counted again; a dead letter put back while its window is open was let through
+ * there, and is let through again, as with Redis.
  */
 import { MAX_LISTED, MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../pipeline/summary.ts';
 import type { WindowAggregate, WindowCount, WindowHit, WindowRef } from './types.ts';
@@ -15,9 +25,13 @@ interface Window {
   end: number;
   n: number;
   closeScheduled: boolean;
-  uuids: Map<string, number>;
+  /** The uuids let through, with their number: at most the stage's limit. */
+  passed: Map<string, number>;
   agg?: WindowAggregate & { firstMs: number; lastMs: number };
 }
+
+/** Where a job's alerts were held back, by `<kind>|<uuid>`: kept with the job across hand-backs. */
+export type JobMemo = Map<string, { hash: string; start: number; n: number }>;
 
 /** The open windows of one output's stage (dedup or throttle). */
 interface Stage {
@@ -39,7 +53,8 @@ export class MemoryWindows {
   /** Windows that held something and wait for their close job, by ref. */
   readonly #closing = new Map<string, Window>();
 
-  count(output: string, hits: readonly WindowHit[], now: number): WindowCount[] {
+  /** `memo`: the job the hits come from, so that its alerts held back before a hand-back count once. */
+  count(output: string, hits: readonly WindowHit[], now: number, memo?: JobMemo): WindowCount[] {
     return hits.map((h) => {
       const stage = this.#stageOf(`${output}|${h.kind}`, now);
       const open = stage.byHash;
@@ -52,18 +67,21 @@ export class MemoryWindows {
         let start = now;
         while (this.#closing.has(`${id}|${start}`)) start++;
         if (w) forget(stage, hash, w);
-        w = { start, end: start + h.windowMs, n: 0, closeScheduled: false, uuids: new Map() };
+        w = { start, end: start + h.windowMs, n: 0, closeScheduled: false, passed: new Map() };
         open.set(hash, w);
         let same = stage.byLength.get(h.windowMs);
         if (!same) stage.byLength.set(h.windowMs, (same = new Map()));
         same.set(hash, w);
       }
-      let n = w.uuids.get(h.uuid);
+      const seen = `${h.kind}|${h.uuid}`;
+      const before = memo?.get(seen);
+      let n = w.passed.get(h.uuid) ?? (before?.hash === hash && before.start === w.start ? before.n : undefined);
       const counted = n === undefined;
       if (n === undefined) {
         n = ++w.n;
-        w.uuids.set(h.uuid, n);
-        if (n > h.limit) {
+        if (n <= h.limit) w.passed.set(h.uuid, n);
+        else {
+          memo?.set(seen, { hash, start: w.start, n });
           // The key is parsed once per window, when it first holds something back, not per alert.
           w.agg ??= {
             held: 0,
@@ -109,6 +127,13 @@ export class MemoryWindows {
 
   drop(output: string, ref: WindowRef): void {
     this.#closing.delete(key(output, ref));
+  }
+
+  /** uuids the open windows keep (at most each one's limit): what does not grow with the alerts held back. */
+  uuidsKept(): number {
+    let n = 0;
+    for (const stage of this.#open.values()) for (const w of stage.byHash.values()) n += w.passed.size;
+    return n;
   }
 
   /** Alerts held back by the output's windows whose summary has not gone out. */
