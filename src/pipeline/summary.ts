@@ -31,6 +31,11 @@ export interface SummaryGroup {
   last: string;
   /** dedup and throttle: the window (epoch ms) and the throttle's maximum. */
   window?: { start: number; end: number; max?: number };
+  /**
+   * The stage's overflow window (keys beyond MAX_OPEN_WINDOWS). A flag, not a look at the key: a
+   * real key field may be named `overflow` (a custom field).
+   */
+  overflow?: true;
 }
 
 /** Values listed per group; the count says how many alerts there were. */
@@ -49,14 +54,26 @@ export const OVERFLOW_KEY: Array<[string, string]> = [['overflow', `more than ${
 
 /** Flood control: the backlog's alerts, one group per rule. */
 export function backlogGroups(events: readonly FalcoEvent[]): SummaryGroup[] {
-  const groups = new Map<string, SummaryGroup & { firstMs: number; lastMs: number }>();
-  for (const ev of events) {
+  return groupBacklog(events, (ev) => ev).map((b) => b.group);
+}
+
+/**
+ * The same, with the items each group stands for, gathered in the one pass that builds the groups:
+ * looking them up per group afterwards scans the batch once per rule (10,000 alerts of distinct
+ * rules took 645 ms, on the event loop, at every attempt).
+ */
+export function groupBacklog<T>(items: readonly T[], eventOf: (item: T) => FalcoEvent): Array<{ group: SummaryGroup; items: T[] }> {
+  const groups = new Map<string, { g: SummaryGroup & { firstMs: number; lastMs: number }; items: T[] }>();
+  for (const item of items) {
+    const ev = eventOf(item);
     const ms = eventTimeMs(ev.time);
-    let g = groups.get(ev.rule);
-    if (!g) {
-      g = { reason: 'backlog', key: [['rule', ev.rule]], count: 0, byPriority: {}, hostnames: [], pods: [], rules: [ev.rule], first: ev.time, last: ev.time, firstMs: ms, lastMs: ms };
-      groups.set(ev.rule, g);
+    let entry = groups.get(ev.rule);
+    if (!entry) {
+      entry = { g: { reason: 'backlog', key: [['rule', ev.rule]], count: 0, byPriority: {}, hostnames: [], pods: [], rules: [ev.rule], first: ev.time, last: ev.time, firstMs: ms, lastMs: ms }, items: [] };
+      groups.set(ev.rule, entry);
     }
+    const { g } = entry;
+    entry.items.push(item);
     g.count++;
     g.byPriority[ev.priority] = (g.byPriority[ev.priority] ?? 0) + 1;
     addListed(g.hostnames, ev.hostname);
@@ -64,7 +81,9 @@ export function backlogGroups(events: readonly FalcoEvent[]): SummaryGroup[] {
     if (ms < g.firstMs) [g.firstMs, g.first] = [ms, ev.time];
     if (ms > g.lastMs) [g.lastMs, g.last] = [ms, ev.time];
   }
-  return [...groups.values()].map(({ firstMs: _f, lastMs: _l, ...g }) => g).sort((a, b) => b.count - a.count || (a.key[0][1] < b.key[0][1] ? -1 : 1));
+  return [...groups.values()]
+    .map(({ g: { firstMs: _f, lastMs: _l, ...group }, items }) => ({ group, items }))
+    .sort((a, b) => b.group.count - a.group.count || (a.group.key[0][1] < b.group.key[0][1] ? -1 : 1));
 }
 
 function addListed(list: string[], v: string): void {
@@ -87,7 +106,7 @@ export function span(g: SummaryGroup): string {
 export function summaryLine(g: SummaryGroup): string {
   const n = `${g.count} more ${g.count === 1 ? 'alert' : 'alerts'}`;
   const what = g.key.map(([k, v]) => (k === 'rule' ? `rule ${v}` : `${k}=${v}`)).join(', ');
-  if (g.key[0]?.[0] === OVERFLOW_KEY[0][0]) return `${n} held back by ${g.reason} in its overflow window (${OVERFLOW_KEY[0][1]}), ${span(g)} UTC`;
+  if (g.overflow) return `${n} held back by ${g.reason} in its overflow window (${OVERFLOW_KEY[0][1]}), ${span(g)} UTC`;
   if (g.reason === 'dedup') return `and ${g.count} more identical ${g.count === 1 ? 'alert' : 'alerts'} (${what}), ${span(g)} UTC`;
   if (g.reason === 'throttle') return `${n} for ${what} held back, ${span(g)} UTC (at most ${g.window?.max} per ${windowText(g)})`;
   return `${n} for ${what} ${lastMinutes(g)}`;

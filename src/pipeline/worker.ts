@@ -13,7 +13,7 @@ import { HandBack, OutputError, type FailureReason } from '../errors.ts';
 import type { Consumer, QueueDriver, QueueJob, WindowRef } from '../queue/types.ts';
 import type { SendContext } from '../../outputs/sdk/contract.ts';
 import { serializeEvent } from '../event/falco-event.ts';
-import { backlogGroups, summaryEvent, type SummaryGroup } from './summary.ts';
+import { groupBacklog, OVERFLOW_HASH, summaryEvent, type SummaryGroup } from './summary.ts';
 import { noiseStages, windowHit, type NoiseStage } from './noise.ts';
 import { Gatherer, type LaneHandle } from './gatherer.ts';
 import { Pacer } from './pacer.ts';
@@ -299,7 +299,7 @@ export class DeliveryWorker {
     let items = run.items;
     if (this.#noise.length > 0) {
       try {
-        items = await this.#holdBack(items);
+        items = await this.#holdBack(job, items);
       } catch (err) {
         // Counting needs the queue (Redis); until it answers, the job goes back untouched.
         this.#logger.warn({ output: this.instance.name, type: this.instance.type, err: (err as Error).message }, `dedup/throttle could not count: ${(err as Error).message}; the alerts go back to the queue`);
@@ -324,12 +324,12 @@ export class DeliveryWorker {
    * close job first, so a crash in between cannot lose the held-back count. An alert whose job runs
    * again (handed back, or after a crash) is counted in its window once, and so as filtered once.
    */
-  async #holdBack(items: Item[]): Promise<Item[]> {
+  async #holdBack(job: QueueJob, items: Item[]): Promise<Item[]> {
     const { name, type } = this.instance;
     let pass = items;
     for (const stage of this.#noise) {
       const hits = pass.map((it) => windowHit(stage, it.event.event));
-      const counts = await this.#queue.countInWindows(name, hits);
+      const counts = await this.#queue.countInWindows(name, hits, job);
       const toClose = new Map<string, { ref: WindowRef; end: number }>();
       for (const c of counts) if (c.needsClose) toClose.set(`${c.hash}|${c.start}`, { ref: { kind: stage.kind, hash: c.hash, start: c.start }, end: c.end });
       for (const { ref, end } of toClose.values()) await this.#queue.scheduleClose(name, ref, end);
@@ -365,6 +365,7 @@ export class DeliveryWorker {
       first: agg.first,
       last: agg.last,
       window: { start: ref.start, end: agg.end, max: ref.kind === 'throttle' ? this.instance.throttle?.max : undefined },
+      ...(ref.hash === OVERFLOW_HASH ? { overflow: true as const } : {}),
     };
     const run = new JobRun({ ...job, events: [serializeEvent(summaryEvent(group))], done: 0 }, this.#clock, { add: () => {} });
     const [item] = run.items;
@@ -491,14 +492,11 @@ export class DeliveryWorker {
    * makes one call per group; all or nothing would resend the first groups when a later one fails).
    */
   async #sendSummary(items: readonly Item[], ctx: SendContext): Promise<void> {
-    const backlog = items.filter((it) => !it.group);
-    const groups = [...backlogGroups(backlog.map((it) => it.event.event)), ...items.flatMap((it) => (it.group ? [it.group] : []))];
+    const backlog = groupBacklog(items.filter((it) => !it.group), (it) => it.event.event);
+    const groups = [...backlog.map((b) => b.group), ...items.flatMap((it) => (it.group ? [it.group] : []))];
     if (this.output.sendSummary) return this.output.sendSummary(groups, ctx);
     const standsFor = new Map<StoredEvent, StoredEvent[]>();
-    for (const g of groups.filter((g) => g.reason === 'backlog')) {
-      const rule = g.key[0][1];
-      standsFor.set(new StoredEvent(serializeEvent(summaryEvent(g))), backlog.filter((it) => it.event.event.rule === rule).map((it) => it.event));
-    }
+    for (const b of backlog) standsFor.set(new StoredEvent(serializeEvent(summaryEvent(b.group))), b.items.map((it) => it.event));
     // A window summary's item is already its group as an alert (the same uuid on every retry).
     for (const it of items) if (it.group) standsFor.set(it.event, [it.event]);
     const of = (events: readonly StoredEvent[]) => events.flatMap((e) => standsFor.get(e) ?? []);

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { HandBack, QueueUnavailableError } from '../errors.ts';
 import type { Consumer, DeadLetter, JobHandler, QueueDriver, QueueJob, WindowHit, WindowRef } from './types.ts';
-import { MemoryWindows } from './memory-windows.ts';
+import { MemoryWindows, type JobMemo } from './memory-windows.ts';
 import { systemClock, type Clock } from '../pipeline/clock.ts';
 
 interface MemJob {
@@ -17,6 +17,8 @@ interface MemJob {
   attempts: number;
   acceptedAt: number;
   close?: WindowRef;
+  /** Where its alerts were held back, for a run after a hand-back (see memory-windows.ts). */
+  memo?: JobMemo;
 }
 
 interface OutputQueue {
@@ -33,6 +35,8 @@ export class MemoryQueue implements QueueDriver {
   #dead = new Map<string, DeadLetter[]>();
   #seq = 0;
   readonly #windows = new MemoryWindows();
+  /** The job behind each handle given to a handler: a job handed back gets a new handle. */
+  readonly #jobOf = new WeakMap<QueueJob, MemJob>();
   /**
    * Close jobs scheduled and not done, by id (a window's ref), so that one window is closed once:
    * the output they are for, and the timer of those not due yet.
@@ -79,8 +83,9 @@ export class MemoryQueue implements QueueDriver {
     q.wakers.shift()?.();
   }
 
-  countInWindows(output: string, hits: readonly WindowHit[]) {
-    return Promise.resolve(this.#windows.count(output, hits, this.clock.now()));
+  countInWindows(output: string, hits: readonly WindowHit[], job?: QueueJob) {
+    const mem = job && this.#jobOf.get(job);
+    return Promise.resolve(this.#windows.count(output, hits, this.clock.now(), mem && (mem.memo ??= new Map())));
   }
 
   async scheduleClose(output: string, ref: WindowRef, at: number): Promise<void> {
@@ -141,6 +146,7 @@ export class MemoryQueue implements QueueDriver {
           job.attempts = attempts;
         },
       };
+      this.#jobOf.set(handle, job);
       try {
         await handler(handle, abort.signal);
         q.events -= job.events.length - job.done;

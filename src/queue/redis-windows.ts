@@ -3,9 +3,10 @@
  * replicas behind one Service let one alert through and send one summary. Semantics as in
  * memory-windows.ts. Keys, under `<prefix>:win:<output>:<kind>:<hash>`:
  *   (the key itself)   the window open now: start, end, n (alerts counted), closer (close job scheduled)
- *   …:<start>          that window's alerts: u:<uuid> → its number (so a job repeated after a crash
- *                      counts its alerts once), and what was held back: held, p:<priority>, first,
- *                      last, key; with the sets …:h (hostnames), …:p (pods), …:r (rules)
+ *   …:<start>:u        that window's alerts: uuid → its number, so a job repeated after a crash or a
+ *                      hand-back counts its alerts once; gone a minute after the window's end
+ *   …:<start>          what the window held back: held, p:<priority>, first, last, key; with the
+ *                      sets …:h (hostnames), …:p (pods), …:r (rules), each at most MAX_LISTED
  *   …:<start>:taken    the same, renamed by the window's close job (with …:taken:h, :p, :r)
  * and `<prefix>:win:<output>:<kind>:open`, the stage's open windows (key hash → end), for the
  * bound MAX_OPEN_WINDOWS; beyond it, new keys share the window whose hash is OVERFLOW_HASH.
@@ -16,13 +17,16 @@
  */
 import type { Redis } from 'ioredis';
 import { MAX_LISTED, MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../pipeline/summary.ts';
+import { PRIORITIES } from '../event/priority.ts';
 import type { WindowAggregate, WindowCount, WindowHit, WindowRef } from './types.ts';
 
-/** A window's keys while it holds nothing back: gone this long after its end. */
+/** A window's keys, its alerts' uuids included: gone this long after its end. */
 const MARGIN_MS = 60_000;
 /** What a window held back, kept past its end for the close job, which may run late (a router down, a backlog). */
 const KEEP_MS = 86_400_000;
 const HIT_FIELDS = 12;
+/** The fields of what a window held back: a fixed few, whatever the number of alerts. */
+const HELD_FIELDS = ['held', 'end', 'key', 'first', 'last', ...PRIORITIES.filter((p) => p !== '').map((p) => `p:${p}`)];
 
 /**
  * ARGV: the output's key base, MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY, then HIT_FIELDS per
@@ -63,16 +67,18 @@ for i = 5, #ARGV, ${HIT_FIELDS} do
     end
   end
   local agg = win .. ':' .. start
-  local n = tonumber(redis.call('HGET', agg, 'u:' .. uuid))
+  local seen = agg .. ':u'
+  local n = tonumber(redis.call('HGET', seen, uuid))
   local counted = not n
   if not n then
     n = redis.call('HINCRBY', win, 'n', 1)
-    redis.call('HSET', agg, 'u:' .. uuid, n)
-    -- Alerts let through come first in a window: its keys outlive it by a margin until it holds
-    -- something back, then for KEEP_MS, so the held-back count waits for the close job.
-    local keep = wend - now + ${MARGIN_MS}
+    -- One field per alert: of use only while the window is open (a job run again after it ended
+    -- counts in a new window), so kept apart from what was held back, which waits a day for
+    -- the close job; a flood of held-back alerts would otherwise be kept, and read, that long.
+    redis.call('HSET', seen, uuid, n)
+    redis.call('PEXPIRE', seen, wend - now + ${MARGIN_MS})
     if n > limit then
-      keep = wend - now + ${KEEP_MS}
+      local keep = wend - now + ${KEEP_MS}
       local time, tms = ARGV[i+10], tonumber(ARGV[i+9])
       local held = redis.call('HINCRBY', agg, 'held', 1)
       redis.call('HINCRBY', agg, 'p:' .. ARGV[i+5], 1)
@@ -87,8 +93,8 @@ for i = 5, #ARGV, ${HIT_FIELDS} do
         if s[2] ~= '' and redis.call('SCARD', agg .. s[1]) < ${MAX_LISTED} then redis.call('SADD', agg .. s[1], s[2]) end
         redis.call('PEXPIRE', agg .. s[1], keep)
       end
+      redis.call('PEXPIRE', agg, keep)
     end
-    redis.call('PEXPIRE', agg, keep)
   end
   table.insert(out, n)
   table.insert(out, start)
@@ -104,21 +110,24 @@ const SCHEDULED = "if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then redis
 
 /**
  * The close job's one step. KEYS: the window, its aggregate (…:<start>), the aggregate's taken
- * name, the stage's open windows; ARGV: the window's start, its key hash. Ends the window if it
- * is still the one open, so an alert counted after this opens a new window (and schedules its own
- * close) instead of adding to a count nobody will read; renames the aggregate to the taken name,
- * which only this window's close job reads. On a repeat of the job the aggregate is already taken
- * (nothing can write it again: its window is over), and the same count is returned again.
+ * name, the stage's open windows; ARGV: the window's start, its key hash, then HELD_FIELDS. Ends
+ * the window if it is still the one open, so an alert counted after this opens a new window (and
+ * schedules its own close) instead of adding to a count nobody will read, and its uuids are of no
+ * more use; renames the aggregate to the taken name, which only this window's close job reads. On
+ * a repeat of the job the aggregate is already taken (nothing can write it again: its window is
+ * over), and the same count is returned again. Reads the named fields only, not the whole hash:
+ * an aggregate written by an older router also held a field per alert.
  */
 const TAKE = `
 if redis.call('HGET', KEYS[1], 'start') == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[4], ARGV[2])
+  redis.call('UNLINK', KEYS[2] .. ':u')
 end
 for _, s in ipairs({'', ':h', ':p', ':r'}) do
   if redis.call('EXISTS', KEYS[2] .. s) == 1 then redis.call('RENAME', KEYS[2] .. s, KEYS[3] .. s) end
 end
-return {redis.call('HGETALL', KEYS[3]), redis.call('SMEMBERS', KEYS[3] .. ':h'), redis.call('SMEMBERS', KEYS[3] .. ':p'), redis.call('SMEMBERS', KEYS[3] .. ':r')}`;
+return {redis.call('HMGET', KEYS[3], unpack(ARGV, 3)), redis.call('SMEMBERS', KEYS[3] .. ':h'), redis.call('SMEMBERS', KEYS[3] .. ':p'), redis.call('SMEMBERS', KEYS[3] .. ':r')}`;
 
 export class RedisWindows {
   constructor(
@@ -148,9 +157,12 @@ export class RedisWindows {
   async take(output: string, ref: WindowRef): Promise<WindowAggregate | undefined> {
     const agg = this.#agg(output, ref);
     const stage = `${this.#base(output)}:${ref.kind}`;
-    const [flat, hosts, pods, rules] = (await this.conn.eval(TAKE, 4, `${stage}:${ref.hash}`, agg, `${agg}:taken`, `${stage}:open`, ref.start, ref.hash)) as string[][];
+    const [values, hosts, pods, rules] = (await this.conn.eval(TAKE, 4, `${stage}:${ref.hash}`, agg, `${agg}:taken`, `${stage}:open`, ref.start, ref.hash, ...HELD_FIELDS)) as [Array<string | null>, string[], string[], string[]];
     const hash: Record<string, string> = {};
-    for (let i = 0; i < flat.length; i += 2) hash[flat[i]] = flat[i + 1];
+    for (const [i, f] of HELD_FIELDS.entries()) {
+      const v = values[i];
+      if (v !== null) hash[f] = v;
+    }
     if (!(Number(hash.held) > 0)) return undefined;
     const byPriority: Record<string, number> = {};
     for (const [k, v] of Object.entries(hash)) if (k.startsWith('p:')) byPriority[k.slice(2)] = Number(v);

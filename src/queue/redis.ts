@@ -178,6 +178,7 @@ export class RedisQueue implements QueueDriver {
     await counted;
   }
 
+  /** Each window remembers the uuids it counted, in Redis, so a job needs no memory of its own. */
   countInWindows(output: string, hits: readonly WindowHit[]) {
     return this.#windows.count(output, hits);
   }

@@ -116,8 +116,10 @@ export interface QueueDriver {
   /**
    * Counts alerts in their dedup or throttle windows, opening a window where none is open. The
    * time is the driver's own: with Redis, Redis's clock, so replicas whose clocks differ agree.
+   * `job` is the job the alerts are from: when it runs again (handed back, or after a crash with
+   * Redis), its alerts already counted in a window still open count once.
    */
-  countInWindows(output: string, hits: readonly WindowHit[]): Promise<WindowCount[]>;
+  countInWindows(output: string, hits: readonly WindowHit[], job?: QueueJob): Promise<WindowCount[]>;
   /** A job that closes the window at `at` (see QueueJob.close); scheduling one window twice schedules it once. */
   scheduleClose(output: string, ref: WindowRef, at: number): Promise<void>;
   /**

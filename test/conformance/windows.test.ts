@@ -9,10 +9,13 @@ import { randomUUID } from 'node:crypto';
 import { MemoryQueue } from '../../src/queue/memory.ts';
 import { RedisQueue } from '../../src/queue/redis.ts';
 import { RedisWindows } from '../../src/queue/redis-windows.ts';
+import { MemoryWindows, type JobMemo } from '../../src/queue/memory-windows.ts';
 import { createLogger } from '../../src/log.ts';
-import type { QueueDriver, WindowHit } from '../../src/queue/types.ts';
+import type { QueueDriver, WindowCount, WindowHit } from '../../src/queue/types.ts';
+import { HandBack } from '../../src/errors.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import { delay } from '../helpers/wait.ts';
 import { MAX_OPEN_WINDOWS, OVERFLOW_HASH, OVERFLOW_KEY } from '../../src/pipeline/summary.ts';
 
 let redis: TestRedis;
@@ -42,15 +45,16 @@ for (const driver of ['memory', 'redis'] as const) {
     const queues: QueueDriver[] = [];
     after(() => Promise.all(queues.map((q) => q.close())));
 
-    /** A driver of its own (a prefix of its own on Redis). */
-    async function open(): Promise<{ queue: QueueDriver; prefix: string }> {
+    /** A driver of its own (a prefix of its own on Redis), and a way to let time pass on its clock. */
+    async function open(): Promise<{ queue: QueueDriver; prefix: string; pass(ms: number): Promise<void> }> {
       const prefix = `win-${randomUUID().slice(0, 8)}`;
+      const clock = new FakeClock();
       const queue =
         driver === 'memory'
-          ? new MemoryQueue(1000, new FakeClock())
+          ? new MemoryQueue(1000, clock)
           : await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
       queues.push(queue);
-      return { queue, prefix };
+      return { queue, prefix, pass: async (ms) => void (driver === 'memory' ? await clock.advance(ms) : await delay(ms)) };
     }
 
     test('after its close job took what a window held back, later alerts of its key open a new window with a close job of its own', async () => {
@@ -91,17 +95,66 @@ for (const driver of ['memory', 'redis'] as const) {
       assert.deepEqual([taken?.held, taken?.key], [2, OVERFLOW_KEY]);
     });
 
-    test('an alert counted again in its window (its job ran before) says so', async () => {
+    test('windows that ended no longer count toward the bound, though a longer one opened before them is still open (a reload shortened the window)', async () => {
+      const { queue, pass } = await open();
+      // Long enough on Redis's real clock for the bound to be filled before any of them ends.
+      const short = 2000;
+      await queue.countInWindows('out', [hit('long', 3_600_000)]);
+      for (let i = 1; i < MAX_OPEN_WINDOWS; i += 1000) await queue.countInWindows('out', Array.from({ length: Math.min(1000, MAX_OPEN_WINDOWS - i) }, (_, k) => hit(`short${i + k}`, short)));
+      const [full] = await queue.countInWindows('out', [hit('early', short)]);
+      assert.equal(full.hash, OVERFLOW_HASH, 'the bound is reached');
+      await pass(short + 100);
+      const [fresh, long] = await queue.countInWindows('out', [hit('new', short), hit('long', 3_600_000)]);
+      assert.deepEqual([fresh.hash, fresh.n], ['new', 1], 'a new key gets a window of its own: the short windows are over');
+      assert.deepEqual([long.hash, long.n], ['long', 2], 'the long window is still open');
+    });
+
+    test('alerts counted again in their window because their job runs again (handed back) say so, and count once', async () => {
+      const { queue } = await open();
+      const [a, b] = [hit('k'), hit('k')];
+      await queue.enqueue(new Map([['out', ['{}']]]), Date.now());
+      const runs: WindowCount[][] = [];
+      let ranAgain!: () => void;
+      const again = new Promise<void>((resolve) => (ranAgain = resolve));
+      const consumer = queue.consume('out', 1, async (job) => {
+        runs.push(await queue.countInWindows('out', [a, b], job));
+        if (runs.length === 1) throw new HandBack();
+        ranAgain();
+      });
+      await again;
+      await consumer.stop(1000);
+      assert.deepEqual(
+        runs.map((r) => r.map((c) => [c.n, c.counted])),
+        [
+          [[1, true], [2, true]],
+          [[1, false], [2, false]],
+        ],
+      );
+      const [c] = await queue.countInWindows('out', [hit('k')]);
+      assert.equal(c.n, 3, 'the next alert is the third');
+    });
+
+    test('an alert let through in its window is let through again when it comes back in another job (a dead letter put back)', async () => {
       const { queue } = await open();
       const a = hit('k');
-      const b = hit('k');
-      const first = await queue.countInWindows('out', [a, b]);
-      const again = await queue.countInWindows('out', [a, b]);
-      assert.deepEqual(first.map((c) => [c.n, c.counted]), [[1, true], [2, true]]);
-      assert.deepEqual(again.map((c) => [c.n, c.counted]), [[1, false], [2, false]]);
+      await queue.countInWindows('out', [a, hit('k')]);
+      const [again] = await queue.countInWindows('out', [a]);
+      assert.deepEqual([again.n, again.counted], [1, false]);
     });
   });
 }
+
+describe('memory driver: what windows keep in the process', () => {
+  test('a window keeps the uuids it let through, not one per alert it held back; those are kept on their job, and go with it', () => {
+    const windows = new MemoryWindows();
+    const memo: JobMemo = new Map();
+    const counts = windows.count('out', Array.from({ length: 100_000 }, () => hit('same')), 0, memo);
+    assert.equal(counts.filter((c) => c.n > 1).length, 99_999);
+    assert.equal(windows.uuidsKept(), 1, 'the one let through');
+    assert.equal(memo.size, 99_999);
+    assert.equal(windows.take('out', { kind: 'dedup', hash: 'same', start: 0 })?.held, 99_999);
+  });
+});
 
 describe('redis driver: what windows leave in Redis', () => {
   test('a window that held nothing back is gone a minute after its end; what one held back is kept a day for its close job', async () => {
@@ -117,6 +170,27 @@ describe('redis driver: what windows leave in Redis', () => {
       const longLived = [...ttl].filter(([, ms]) => ms > 61_000 || ms < 0).map(([k]) => k);
       assert.deepEqual(longLived.filter((k) => !k.startsWith(aggregate)).sort(), [], 'nothing else outlives its window by more than a minute');
       assert.ok(ttl.get(aggregate)! > 86_000_000, 'the held-back count waits for its close job');
+    } finally {
+      await queue.close();
+    }
+  });
+
+  test('what a window held back takes a handful of fields however many alerts it held; its alerts\' uuids go a minute after its end', async () => {
+    const prefix = `size-${randomUUID().slice(0, 8)}`;
+    const queue = await RedisQueue.connect({ url: redis.url, prefix, lockDuration: 30_000, stalledInterval: 15_000, depthCheckInterval: 30_000, logger: createLogger('silent') });
+    try {
+      // 2,000 alerts of one key in a minute's window: one sent, 1,999 held back.
+      const counts = await queue.countInWindows('out', Array.from({ length: 2000 }, () => hit('same')));
+      const ref = { kind: 'dedup' as const, hash: 'same', start: counts[0].start };
+      const aggregate = `${prefix}:win:out:dedup:same:${ref.start}`;
+      const summaryFields = ['end', 'first', 'firstMs', 'held', 'key', 'last', 'lastMs', 'p:Warning'];
+      assert.deepEqual((await queue.commands.hkeys(aggregate)).sort(), summaryFields, 'no field per alert');
+      const keys = await queue.commands.keys(`${prefix}:win:*`);
+      const dayLong = [];
+      for (const k of keys) if ((await queue.commands.pttl(k)) > 60_000 + 61_000) dayLong.push(k);
+      assert.deepEqual(dayLong.sort(), [aggregate, `${aggregate}:h`, `${aggregate}:p`, `${aggregate}:r`], 'only the summary waits a day for its close job');
+      assert.equal((await queue.closeWindow('out', ref))?.held, 1999);
+      assert.deepEqual((await queue.commands.hkeys(`${aggregate}:taken`)).sort(), summaryFields);
     } finally {
       await queue.close();
     }

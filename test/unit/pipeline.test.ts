@@ -430,6 +430,32 @@ describe('worker', () => {
     assert.deepEqual(sent, ['A', 'B', 'C', 'C'], 'group A went out once, B after its retry');
   });
 
+  test('a summary of many rules reports each group\'s outcome for that rule\'s alerts only', async () => {
+    const refused = new OutputError('refused', { reason: 'clientError', retryable: false });
+    const odd = (rule: string) => Number(rule.slice('rule-'.length)) % 2 === 1;
+    const { clock, queue } = start(
+      {
+        // The summaries of odd rules are refused: their alerts, and only theirs, become dead letters.
+        async send(batch, ctx) {
+          for (const e of batch) {
+            const rule = e.event.output_fields['summary.key.rule'];
+            if (typeof rule === 'string' && odd(rule)) ctx.failed([e], refused);
+            else ctx.delivered([e]);
+          }
+        },
+      },
+      { summarizeabove: 1, maxbatch: 1 },
+    );
+    // 1,000 alerts of 500 rules, two each, in one job: all but the newest go into one summary.
+    const rules = Array.from({ length: 1000 }, (_, i) => `rule-${i % 500}`);
+    await queue.enqueue(new Map([['out', rules.map((rule, i) => falcoEvent(i, 'Warning', rule).replace('{', `{"uuid":"${randomUUID()}",`))]]), clock.now());
+    await clock.advance(0);
+    const dead = await queue.listDeadLetters('out', 10_000);
+    const summarised = rules.slice(0, 999);
+    assert.deepEqual(dead.map((d) => markerOf(d.event)).sort((a, b) => a - b), summarised.flatMap((r, i) => (odd(r) ? [i] : [])), 'the alerts of the refused rules, each once');
+    assert.equal(await queue.depth('out'), 0);
+  });
+
   test('records progress about once a second while a long job is delivered, so a crash repeats at most that second', async () => {
     const sent: number[] = [];
     const { clock, queue, enqueue } = start(
@@ -634,8 +660,16 @@ describe('dedup and throttle', () => {
     }
     await clock.advance(61_000);
     assert.equal(sent, MAX_OPEN_WINDOWS + 1, 'one alert per key, and the first of the overflow window');
-    assert.deepEqual(summaries.map((g) => [g.count, summaryLine(g)]), [[2, '2 more alerts held back by dedup in its overflow window (more than 10000 keys with a window open), 15:15 UTC']]);
+    assert.deepEqual(summaries.map((g) => [g.count, g.overflow, summaryLine(g)]), [[2, true, '2 more alerts held back by dedup in its overflow window (more than 10000 keys with a window open), 15:15 UTC']]);
     assert.equal(counts.filtered, 2);
+  });
+
+  test('a key field that happens to be named overflow (a custom field) is summarised as its own key, not as the overflow window', async () => {
+    const summaries: SummaryGroup[] = [];
+    const { clock, post } = run({ send: async () => {}, sendSummary: async (g) => void summaries.push(...g) }, { throttle: { window: 60_000, max: 1, key: ['overflow'] } });
+    for (let i = 0; i < 3; i++) await post(alertJson(i, 'Terminal shell in container', { overflow: 'eu-west' }));
+    await clock.advance(61_000);
+    assert.deepEqual(summaries.map((g) => [g.overflow, summaryLine(g)]), [[undefined, '2 more alerts for overflow=eu-west held back, 15:15 UTC (at most 1 per 1 min)']]);
   });
 
   test('a summary the output refuses is dead-lettered but not counted again: delivered + filtered + dead-lettered adds up to routed', async () => {
